@@ -1,0 +1,7 @@
+"""vt_modeling: the detectron2.modeling API."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
