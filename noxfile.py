@@ -79,6 +79,17 @@ def requirements(session: nox.Session, package: str, extras: str = "test") -> li
     return reqs
 
 
+def _all_packages(session: nox.Session, extras: str) -> list[str]:
+    """Every vt package with `extras` (an extra a package lacks is ignored)."""
+    reqs = [f"vt-ops[{extras}] @ {vt_ops_wheel(session).as_uri()}"]
+    reqs += [
+        f"{name}[{extras}] @ {(ROOT / 'packages' / name).as_uri()}"
+        for name in PACKAGES
+        if name != "vt-ops"
+    ]
+    return reqs
+
+
 def _test_session(package: str):
     def run_tests(session: nox.Session) -> None:
         session.install(*CONSTRAINTS, *requirements(session, package))
