@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vt_modeling.registry import Registry
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Registry", "__version__"]
