@@ -28,5 +28,5 @@ __all__ = [
     "set_num_threads",
 ]
 
-if "torch" in sys.modules:
+if sys.modules.get("torch") is not None:  # None: torch hidden, e.g. sys.modules["torch"] = None
     register_torch_ops()
