@@ -111,7 +111,7 @@ def test_train_id_ground_truth_without_instances():
 
 def test_format_only_writes_label_id_pngs(tmp_path):
     m = CityscapesMetric(output_dir=str(tmp_path), format_only=True, keep_results=True)
-    train_ids = np.array([list(range(10)), list(range(10, 19)) + [255]])
+    train_ids = np.array([list(range(10)), [*range(10, 19), 255]])
     m.process(
         {},
         [
@@ -125,7 +125,7 @@ def test_format_only_writes_label_id_pngs(tmp_path):
     written = np.array(Image.open(tmp_path / "berlin_000000_000019_leftImg8bit.png"))
     assert written.dtype == np.uint8
     np.testing.assert_array_equal(
-        written, [TRAIN_TO_ID[:10], TRAIN_TO_ID[10:] + [0]]
+        written, [TRAIN_TO_ID[:10], [*TRAIN_TO_ID[10:], 0]]
     )  # 255 -> unlabeled
 
 
