@@ -139,3 +139,122 @@ def test_errors():
         m.process({}, [{"pred_sem_seg": np.array([[1, 0]])}])
     with pytest.raises(ValueError, match="shape"):
         m.process({}, [{"pred_sem_seg": np.array([[1, 0]]), "gt_sem_seg": np.array([[1, 0, 0]])}])
+
+
+# The pieces of the Cityscapes definitions the slow reference below needs.
+IGNORED_IDS = {0, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30}
+CATEGORY_OF = {
+    **dict.fromkeys(range(7), "void"),
+    **dict.fromkeys([7, 8, 9, 10], "flat"),
+    **dict.fromkeys([11, 12, 13, 14, 15, 16], "construction"),
+    **dict.fromkeys([17, 18, 19, 20], "object"),
+    **dict.fromkeys([21, 22], "nature"),
+    23: "sky",
+    **dict.fromkeys([24, 25], "human"),
+    **dict.fromkeys(range(26, 34), "vehicle"),
+}
+AVG_SIZE = {
+    24: AVG_PERSON,
+    25: AVG_RIDER,
+    26: AVG_CAR,
+    27: 27855.1264367816,
+    28: 35732.1511111111,
+    31: 67583.7075812274,
+    32: 6298.7200839748,
+    33: 4672.3249222261,
+}
+INSTANCE_CATEGORIES = {"human": [24, 25], "vehicle": list(range(26, 34))}
+
+
+def slow_reference(pairs):
+    """The official evaluation, pixel by pixel and instance by instance."""
+    conf = np.zeros((34, 34), dtype=np.int64)
+    stats = {k: [0.0, 0.0] for k in [*AVG_SIZE, *INSTANCE_CATEGORIES]}
+    for pred, gt, inst in pairs:
+        for g, p in zip(gt.ravel(), pred.ravel()):
+            conf[g, p] += 1
+        for inst_id in np.unique(inst[inst > 1000]):
+            label_id = int(inst_id // 1000)
+            if label_id in IGNORED_IDS:
+                continue
+            mask = inst == inst_id
+            size = mask.sum()
+            tp = (pred[mask] == label_id).sum()
+            w = AVG_SIZE[label_id] / size
+            stats[label_id][0] += tp * w
+            stats[label_id][1] += (size - tp) * w
+            category = CATEGORY_OF[label_id]
+            cat_tp = np.isin(pred[mask], INSTANCE_CATEGORIES[category]).sum()
+            stats[category][0] += cat_tp * w
+            stats[category][1] += (size - cat_tp) * w
+    evaluated = [i for i in range(34) if i not in IGNORED_IDS]
+
+    def score(tp, fn, fp):
+        return tp / (tp + fp + fn) if tp + fp + fn else np.nan
+
+    cls, cls_inst, cat, cat_inst = [], [], [], []
+    for i in evaluated:
+        fp = sum(conf[j, i] for j in evaluated if j != i)
+        cls.append(score(conf[i, i], conf[i].sum() - conf[i, i], fp))
+        if i in AVG_SIZE:
+            cls_inst.append(score(*stats[i], fp))
+    for category in dict.fromkeys(CATEGORY_OF.values()):
+        ids = [i for i in evaluated if CATEGORY_OF[i] == category]
+        if not ids:
+            continue
+        others = [j for j in evaluated if CATEGORY_OF[j] != category]
+        tp = conf[np.ix_(ids, ids)].sum()
+        cat.append(score(tp, conf[ids].sum() - tp, conf[np.ix_(others, ids)].sum()))
+        if category in INSTANCE_CATEGORIES:
+            fp = conf[np.ix_(others, INSTANCE_CATEGORIES[category])].sum()
+            cat_inst.append(score(*stats[category], fp))
+    return {
+        "averageScoreClasses": np.nanmean(cls),
+        "averageScoreInstClasses": np.nanmean(cls_inst),
+        "averageScoreCategories": np.nanmean(cat),
+        "averageScoreInstCategories": np.nanmean(cat_inst),
+    }
+
+
+def test_random_scenes_match_slow_reference(tmp_path):
+    rng = np.random.default_rng(0)
+    m = CityscapesMetric(output_dir=str(tmp_path / "out"))
+    pairs = []
+    for k in range(3):
+        gt = rng.integers(0, 34, (24, 32)).astype(np.uint8)
+        inst = gt.astype(np.uint16)
+        for _ in range(12):  # rectangular instances of random instance classes (caravan included)
+            label_id = int(rng.choice([24, 25, 26, 27, 28, 29, 31, 32, 33]))
+            y, x, h, w = (
+                rng.integers(0, 20),
+                rng.integers(0, 28),
+                rng.integers(1, 8),
+                rng.integers(1, 8),
+            )
+            gt[y : y + h, x : x + w] = label_id
+            inst[y : y + h, x : x + w] = label_id * 1000 + rng.integers(0, 3)
+        train = np.array(TRAIN_TO_ID)
+        truth_train = np.searchsorted(train, gt).clip(0, 18)
+        pred_train = np.where(
+            rng.random(gt.shape) < 0.6, truth_train, rng.integers(0, 19, gt.shape)
+        )
+        pred_train[rng.random(gt.shape) < 0.05] = 255
+        stem = f"city_{k:06d}_000019"
+        Image.fromarray(gt).save(tmp_path / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(inst).save(tmp_path / f"{stem}_gtFine_instanceIds.png")
+        m.process(
+            {},
+            [
+                {
+                    "pred_sem_seg": pred_train,
+                    "seg_map_path": str(tmp_path / f"{stem}_gtFine_labelTrainIds.png"),
+                }
+            ],
+        )
+        pred_ids = np.concatenate([train, [0]])[np.where(pred_train == 255, 19, pred_train)]
+        pairs.append((pred_ids, gt.astype(np.int64), inst.astype(np.int64)))
+    out = m.evaluate(3)
+    expected = slow_reference(pairs)
+    assert out.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(out[key], expected[key], rtol=1e-12, err_msg=key)

@@ -185,3 +185,19 @@ def test_cuda_matches_cpu(make_label_pair, num_classes):
     tl[0, 0, 0] = num_classes
     with pytest.raises(ValueError, match="label: 1 elements"):
         vt_ops.confusion_matrix(tp, tl, num_classes)
+
+
+def test_numpy_path_without_torch():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np, vt_ops\n"
+        "m = vt_ops.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 255], np.uint8), 3)\n"
+        "assert m.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]], m\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -53,9 +53,9 @@ def to_cpu(data: Any) -> Any:
 
 
 def _cpu_group(dist: Any) -> Any:
-    """A gloo group for CPU objects (None: the default group already is gloo)."""
+    """A gloo group for CPU objects (None: the default group already has gloo)."""
     global _gloo_group
-    if dist.get_backend() == "gloo":
+    if "gloo" in str(dist.get_backend()):  # 'gloo', or e.g. 'cpu:gloo,cuda:nccl'
         return None
     if _gloo_group is None:
         _gloo_group = dist.new_group(backend="gloo")  # collective: every rank gets here
