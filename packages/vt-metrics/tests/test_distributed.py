@@ -9,7 +9,17 @@ import pytest
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
-from vt_metrics import DepthMetric, IoUMetric  # noqa: E402
+from vt_metrics import BaseMetric, DepthMetric, IoUMetric  # noqa: E402
+
+
+class OrderMetric(BaseMetric):
+    """Returns the sample indices it receives, to check gathering order and truncation."""
+
+    def process(self, data_batch, data_samples):
+        self.results.extend(data_samples)
+
+    def compute_metrics(self, results):
+        return {"order": list(results)}
 
 
 def _data(n=7):
@@ -37,7 +47,10 @@ def _worker(rank, world, init_file, collect_device, queue):
             ],
         )
         d.process({}, [{"pred_depth_map": {"data": depth[i]}, "gt_depth_map": {"data": gt[i]}}])
-    queue.put((rank, iou.evaluate(len(pred)), d.evaluate(len(pred))))
+    order = OrderMetric(collect_device=collect_device)
+    indices = list(range(rank, len(pred), world))
+    order.process({}, indices + ([0] if len(indices) < 4 else []))  # a sampler pads to 4 per rank
+    queue.put((rank, iou.evaluate(len(pred)), d.evaluate(len(pred)), order.evaluate(len(pred))))
     dist.destroy_process_group()
 
 
@@ -67,7 +80,8 @@ def test_two_ranks_equal_one_process(collect_device):
         for p in procs:
             p.join(timeout=60)
             assert p.exitcode == 0
-    for _, iou_out, depth_out in outs:  # every rank receives the metrics
+    for _, iou_out, depth_out, order_out in outs:  # every rank receives the metrics
+        assert order_out == {"order": list(range(len(pred)))}
         assert iou_out == expected[0]
         assert depth_out.keys() == expected[1].keys()
         np.testing.assert_allclose(list(depth_out.values()), list(expected[1].values()), rtol=1e-12)
