@@ -91,9 +91,9 @@ def test_convert_keeps_the_container_type():
 
 @pytest.mark.parametrize("mode", [BoxMode.XYXY_REL, BoxMode.XYWH_REL])
 def test_convert_relative_modes_raise(mode):
-    with pytest.raises(ValueError, match="from_mode.*relative"):
+    with pytest.raises(ValueError, match=r"from_mode.*relative"):
         BoxMode.convert([0, 0, 1, 1], mode, BoxMode.XYXY_ABS)
-    with pytest.raises(ValueError, match="to_mode.*relative"):
+    with pytest.raises(ValueError, match=r"to_mode.*relative"):
         BoxMode.convert([0, 0, 1, 1], BoxMode.XYXY_ABS, mode)
 
 

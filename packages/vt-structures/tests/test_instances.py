@@ -30,7 +30,7 @@ def test_fields_get_set_has_remove():
     with pytest.raises(KeyError, match="scores"):
         inst.remove("scores")
     with pytest.raises(AttributeError, match="Cannot find field 'scores'"):
-        inst.scores
+        _ = inst.scores
     with pytest.raises(AttributeError, match="boxes"):
         inst.get("boxes")
 
@@ -43,7 +43,7 @@ def test_mismatched_field_length_is_refused():
         inst.boxes = Boxes(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="field 'labels'"):
         Instances((10, 20), scores=torch.rand(3), labels=torch.zeros(4))
-    with pytest.raises(TypeError, match="field 'x'.*length"):
+    with pytest.raises(TypeError, match=r"field 'x'.*length"):
         inst.x = 3.0
     with pytest.raises(ValueError, match="image_size"):
         Instances(10)
@@ -121,7 +121,7 @@ def test_cat_errors():
     with pytest.raises(ValueError, match="fields differ"):
         Instances.cat([make(1), Instances((32, 48), scores=torch.zeros(1))])
     a = Instances((1, 1), x=torch.zeros(1), weird=range(1))
-    with pytest.raises(ValueError, match="Unsupported type.*'weird'"):
+    with pytest.raises(ValueError, match=r"Unsupported type.*'weird'"):
         Instances.cat([a, a])
     with pytest.raises(TypeError, match="Instances"):
         Instances.cat([make(1), "x"])

@@ -31,11 +31,14 @@ def check_index(item: Any, length: int, what: str) -> None:
     if isinstance(item, int):
         if not -length <= item < length:
             raise IndexError(f"{what} index {item} out of range for length {length}")
-    elif isinstance(item, (torch.Tensor, np.ndarray)):
-        if item.dtype in (torch.bool, np.bool_) and (item.ndim != 1 or item.shape[0] != length):
-            raise IndexError(
-                f"{what}: a bool mask must have shape ({length},), got {tuple(item.shape)}"
-            )
+    elif (
+        isinstance(item, (torch.Tensor, np.ndarray))
+        and item.dtype in (torch.bool, np.bool_)
+        and (item.ndim != 1 or item.shape[0] != length)
+    ):
+        raise IndexError(
+            f"{what}: a bool mask must have shape ({length},), got {tuple(item.shape)}"
+        )
 
 
 def index_to_list(item: Any, length: int) -> list[int]:

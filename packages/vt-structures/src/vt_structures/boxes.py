@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ __all__ = [
     "matched_pairwise_iou",
 ]
 
-_RawBoxType = Union[list[float], tuple[float, ...], torch.Tensor, np.ndarray]
+_RawBoxType = list[float] | tuple[float, ...] | torch.Tensor | np.ndarray
 
 
 class BoxMode(IntEnum):

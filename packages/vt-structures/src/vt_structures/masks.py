@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ __all__ = [
     "paste_masks_in_image",
 ]
 
-_Polygon = Union[np.ndarray, torch.Tensor, Sequence[float]]
+_Polygon = np.ndarray | torch.Tensor | Sequence[float]
 
 
 def polygon_area(x: np.ndarray, y: np.ndarray) -> float:
