@@ -81,7 +81,8 @@ def _pad(img: Array, x0: int, y0: int, x1: int, y1: int, value: float) -> Array:
 def _resize(img: Array, new_h: int, new_w: int, interp: str) -> Array:
     """Resize the HW axes; integer images are resized in float and rounded back."""
     is_numpy = isinstance(img, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(img)) if is_numpy else img
+    # copy(): contiguous with non-negative strides, which torch requires.
+    t = torch.from_numpy(img.copy()) if is_numpy else img
     if is_numpy and t.dim() == 3:
         t = t.permute(2, 0, 1)  # HWC -> CHW
     lead = t.shape[:-2]
@@ -150,8 +151,9 @@ def clip_polygon(polygon: np.ndarray, x0: float, y0: float, x1: float, y1: float
         d_prev = sign * (prev[:, axis] - bound)
         inside_cur, inside_prev = d_cur >= 0, d_prev >= 0
         with np.errstate(divide="ignore", invalid="ignore"):
+            # t is only used where the edge crosses the bound (d_prev != d_cur).
             t = d_prev / (d_prev - d_cur)
-        crossing = prev + t[:, None] * (pts - prev)
+            crossing = prev + t[:, None] * (pts - prev)
         crossing[:, axis] = bound
         out = []
         for i in range(len(pts)):
@@ -407,7 +409,7 @@ class HFlipTransform(Transform):
     def apply_image(self, img: Array) -> Array:
         _check_image(img)
         if isinstance(img, np.ndarray):
-            return np.ascontiguousarray(img[:, ::-1])
+            return img[:, ::-1].copy()
         return img.flip(-1)
 
     def apply_coords(self, coords: Array) -> Array:
@@ -439,7 +441,7 @@ class VFlipTransform(Transform):
     def apply_image(self, img: Array) -> Array:
         _check_image(img)
         if isinstance(img, np.ndarray):
-            return np.ascontiguousarray(img[::-1])
+            return img[::-1].copy()
         return img.flip(-2)
 
     def apply_coords(self, coords: Array) -> Array:
