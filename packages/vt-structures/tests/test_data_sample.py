@@ -80,7 +80,7 @@ def test_pixel_data():
         p.other = torch.rand(1, 4, 5)
     with pytest.raises(ValueError, match=r"\(H, W\) or \(C, H, W\)"):
         p.other = torch.rand(1, 1, 3, 5)
-    with pytest.raises(TypeError, match="torch.Tensor or np.ndarray"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor or np\.ndarray"):
         p.other = [1, 2]
     crop = p[1:3, 2:]
     assert crop.shape == (2, 3) and crop.logits.shape == (4, 2, 3)

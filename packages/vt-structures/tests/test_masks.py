@@ -110,7 +110,7 @@ def test_rasterize_within_box_is_crop_then_resize():
 
 def test_polygon_masks_area_boxes_nonempty():
     rng = np.random.default_rng(2)
-    polys = random_polygon_masks(rng, 6, 50, 50) + [[]]
+    polys = [*random_polygon_masks(rng, 6, 50, 50), []]
     pm = PolygonMasks(polys)
     expected_area = [sum(Polygon(p.reshape(-1, 2)).area for p in inst) for inst in polys]
     torch.testing.assert_close(pm.area(), torch.tensor(expected_area, dtype=torch.float64))
