@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from vt_structures._utils import check_index, index_list
@@ -116,6 +117,8 @@ class Instances:
             IndexError: for an int out of range or a bool mask of the wrong length.
         """
         n = len(self)
+        if isinstance(item, np.integer):
+            item = int(item)
         check_index(item, n, "Instances")
         if isinstance(item, int):
             item = slice(item % n, item % n + 1)

@@ -219,21 +219,36 @@ def paste_masks_in_image(
 def _roi_align_masks(masks: torch.Tensor, boxes: torch.Tensor, mask_size: int) -> torch.Tensor:
     """roi_align(aligned=True, adaptive sampling) of mask i inside box i: N x M x M floats."""
     if hasattr(vt_ops, "roi_align"):
-        rois = torch.cat(
-            [torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None], boxes], 1
+        index = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None]
+        rois = torch.cat([index, boxes], dim=1)
+        out = vt_ops.roi_align(
+            masks[:, None],
+            rois,
+            (mask_size, mask_size),
+            spatial_scale=1.0,
+            sampling_ratio=0,
+            aligned=True,
         )
-        return vt_ops.roi_align(masks[:, None], rois, (mask_size, mask_size), 1.0, 0, True)[:, 0]
-    # The same computation written with separable weights: bilinear sampling is a product
-    # of a row weight and a column weight, so each output is Ay @ mask @ Ax^T.
+        return out[:, 0]
+    return _roi_align_masks_reference(masks, boxes, mask_size)
+
+
+def _roi_align_masks_reference(
+    masks: torch.Tensor, boxes: torch.Tensor, mask_size: int
+) -> torch.Tensor:
+    """The same computation in torch, for a vt-ops without roi_align.
+
+    Bilinear sampling is a product of a row weight and a column weight, so each
+    output is ``Ay @ mask @ Ax^T`` with the averaged sampling weights of each axis,
+    restricted to the rows and columns the box touches.
+    """
     out = masks.new_zeros((len(boxes), mask_size, mask_size))
     height, width = masks.shape[-2:]
     for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
-        (ay, r0), (ax, c0) = (
-            _roi_align_axis_weights(y0 - 0.5, y1 - 0.5, mask_size, height, masks.dtype),
-            _roi_align_axis_weights(x0 - 0.5, x1 - 0.5, mask_size, width, masks.dtype),
-        )
+        ay, r0 = _roi_align_axis_weights(y0 - 0.5, y1 - 0.5, mask_size, height, masks.dtype)
+        ax, c0 = _roi_align_axis_weights(x0 - 0.5, x1 - 0.5, mask_size, width, masks.dtype)
         crop = masks[i, r0 : r0 + ay.shape[1], c0 : c0 + ax.shape[1]]
-        out[i] = ay @ crop @ ax.T
+        out[i] = ay.to(masks.device) @ crop @ ax.to(masks.device).T
     return out
 
 

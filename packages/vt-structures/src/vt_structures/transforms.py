@@ -136,7 +136,10 @@ def clip_polygon(polygon: np.ndarray, x0: float, y0: float, x1: float, y1: float
 
     Args:
         polygon (ndarray[K, 2]): vertices (x, y).
-        x0, y0, x1, y1: the rectangle.
+        x0: left of the rectangle.
+        y0: top of the rectangle.
+        x1: right of the rectangle.
+        y1: bottom of the rectangle.
 
     Returns:
         ndarray[L, 2]: the clipped polygon (L may be 0).
@@ -467,9 +470,12 @@ class CropTransform(Transform):
     only shifted, as detectron2: clip them with :meth:`Boxes.clip` if needed.
 
     Args:
-        x0, y0: top-left corner of the crop.
-        w, h: size of the crop.
-        orig_w, orig_h: size of the input image; needed by :meth:`inverse`.
+        x0: left of the crop.
+        y0: top of the crop.
+        w: width of the crop.
+        h: height of the crop.
+        orig_w: width of the input image; needed by :meth:`inverse`.
+        orig_h: height of the input image; needed by :meth:`inverse`.
     """
 
     x0: int
@@ -536,8 +542,12 @@ class PadTransform(Transform):
     """Pad x0 columns on the left, x1 on the right, y0 rows on top and y1 at the bottom.
 
     Args:
-        x0, y0, x1, y1: padding on each side.
-        orig_w, orig_h: size of the input image; needed by :meth:`inverse`.
+        x0: columns added on the left.
+        y0: rows added on top.
+        x1: columns added on the right.
+        y1: rows added at the bottom.
+        orig_w: width of the input image; needed by :meth:`inverse`.
+        orig_h: height of the input image; needed by :meth:`inverse`.
         pad_value: image padding value.
         seg_pad_value: segmentation-map padding value (e.g. an ignore label).
     """
