@@ -104,6 +104,12 @@ def test_convert_bad_input():
         BoxMode.convert(torch.zeros(2, 4), BoxMode.XYWHA_ABS, BoxMode.XYXY_ABS)
     with pytest.raises(TypeError, match="box"):
         BoxMode.convert("0 0 1 1", BoxMode.XYXY_ABS, BoxMode.XYWH_ABS)
+    with pytest.raises(ValueError, match="from_mode: expected a BoxMode, got 7"):
+        BoxMode.convert([0, 0, 1, 1], 7, BoxMode.XYXY_ABS)
+    flipped = np.arange(8.0).reshape(2, 4)[::-1]  # negative strides
+    np.testing.assert_allclose(
+        BoxMode.convert(flipped, BoxMode.XYWH_ABS, BoxMode.XYXY_ABS), [[4, 5, 10, 12], [0, 1, 2, 4]]
+    )
 
 
 # ---------------------------------------------------------------- Boxes

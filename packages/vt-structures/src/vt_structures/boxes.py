@@ -61,10 +61,16 @@ class BoxMode(IntEnum):
                 ``from_mode`` (5 numbers for XYWHA_ABS, 4 otherwise).
             TypeError: for a box that is not a list, tuple, array or tensor.
         """
-        from_mode, to_mode = BoxMode(from_mode), BoxMode(to_mode)
+        modes = []
         for name, mode in (("from_mode", from_mode), ("to_mode", to_mode)):
+            try:
+                mode = BoxMode(mode)
+            except ValueError:
+                raise ValueError(f"{name}: expected a BoxMode, got {mode!r}") from None
+            modes.append(mode)
             if mode in (BoxMode.XYXY_REL, BoxMode.XYWH_REL):
                 raise ValueError(f"{name}: relative box modes are not supported, got {mode.name}")
+        from_mode, to_mode = modes
         width = 5 if from_mode == BoxMode.XYWHA_ABS else 4
         original_type = type(box)
         is_numpy = isinstance(box, np.ndarray)
@@ -76,7 +82,7 @@ class BoxMode(IntEnum):
                 )
             arr = torch.tensor(box, dtype=torch.float64)[None, :]
         elif is_numpy:
-            arr = torch.from_numpy(np.asarray(box)).clone()
+            arr = torch.from_numpy(np.array(box))  # a copy, with positive strides
         elif isinstance(box, torch.Tensor):
             arr = box.clone()
         else:
@@ -104,7 +110,7 @@ class BoxMode(IntEnum):
 def _convert_tensor(arr: torch.Tensor, from_mode: BoxMode, to_mode: BoxMode) -> torch.Tensor:
     """Convert k boxes between absolute modes through XYXY_ABS (and XYWHA_ABS for angles)."""
     dtype = arr.dtype
-    work = arr.double() if arr.is_floating_point() else arr.to(torch.float64)
+    work = arr.double()
     if from_mode == BoxMode.XYWHA_ABS:
         if to_mode == BoxMode.XYXY_ABS:
             return _xywha_to_xyxy(work).to(dtype)

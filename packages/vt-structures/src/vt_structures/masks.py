@@ -62,8 +62,8 @@ def _fill_polygon(out: np.ndarray, xy: np.ndarray) -> None:
     xs = e0x + (yc[rows, 0] - e0y) * (e1x - e0x) / (e1y - e0y)
     # Pixel j's center is right of the crossing when j + 0.5 > xs.
     first = np.clip(np.floor(xs - 0.5).astype(np.int64) + 1 - c0, 0, c1 - c0)
-    toggles = np.zeros((r1 - r0, c1 - c0 + 1), dtype=np.int32)
-    np.add.at(toggles, (rows, first), 1)
+    cols = c1 - c0 + 1
+    toggles = np.bincount(rows * cols + first, minlength=(r1 - r0) * cols).reshape(r1 - r0, cols)
     inside = (np.cumsum(toggles, axis=1)[:, :-1] & 1).astype(bool)
     out[r0:r1, c0:c1] |= inside
 
@@ -217,12 +217,15 @@ def paste_masks_in_image(
 
 
 def _roi_align_masks(masks: torch.Tensor, boxes: torch.Tensor, mask_size: int) -> torch.Tensor:
-    """roi_align(aligned=True, adaptive sampling) of mask i inside box i: N x M x M floats."""
+    """roi_align(aligned=True, adaptive sampling) of mask i inside box i: N x M x M float32.
+
+    ``masks`` (N x H x W) may be bool; ``boxes`` is float32 on the masks' device.
+    """
     if hasattr(vt_ops, "roi_align"):
         index = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None]
         rois = torch.cat([index, boxes], dim=1)
         out = vt_ops.roi_align(
-            masks[:, None],
+            masks[:, None].to(torch.float32),
             rois,
             (mask_size, mask_size),
             spatial_scale=1.0,
@@ -242,12 +245,13 @@ def _roi_align_masks_reference(
     output is ``Ay @ mask @ Ax^T`` with the averaged sampling weights of each axis,
     restricted to the rows and columns the box touches.
     """
-    out = masks.new_zeros((len(boxes), mask_size, mask_size))
+    dtype = masks.dtype if masks.is_floating_point() else torch.float32
+    out = torch.zeros((len(boxes), mask_size, mask_size), dtype=dtype, device=masks.device)
     height, width = masks.shape[-2:]
     for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
-        ay, r0 = _roi_align_axis_weights(y0 - 0.5, y1 - 0.5, mask_size, height, masks.dtype)
-        ax, c0 = _roi_align_axis_weights(x0 - 0.5, x1 - 0.5, mask_size, width, masks.dtype)
-        crop = masks[i, r0 : r0 + ay.shape[1], c0 : c0 + ax.shape[1]]
+        ay, r0 = _roi_align_axis_weights(y0 - 0.5, y1 - 0.5, mask_size, height, dtype)
+        ax, c0 = _roi_align_axis_weights(x0 - 0.5, x1 - 0.5, mask_size, width, dtype)
+        crop = masks[i, r0 : r0 + ay.shape[1], c0 : c0 + ax.shape[1]].to(dtype)
         out[i] = ay.to(masks.device) @ crop @ ax.to(masks.device).T
     return out
 
@@ -378,7 +382,7 @@ class BitMasks:
         if len(boxes) == 0:
             return torch.zeros(0, mask_size, mask_size, dtype=torch.bool, device=self.device)
         boxes = boxes.to(device=self.device, dtype=torch.float32)
-        return _roi_align_masks(self.tensor.to(torch.float32), boxes, mask_size) >= 0.5
+        return _roi_align_masks(self.tensor, boxes, mask_size) >= 0.5
 
     def get_bounding_boxes(self) -> Boxes:
         """Boxes around every mask: (x_min, y_min, x_max + 1, y_max + 1); zeros when empty."""
