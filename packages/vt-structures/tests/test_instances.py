@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -137,3 +138,15 @@ def test_to_and_repr():
         "Instances(num_instances=2, image_height=32, image_width=48, fields=[scores: tensor("
     )
     assert "names: ['obj0', 'obj1']" in s and "masks: BitMasks(num_instances=2)" in s
+
+
+def test_copy_and_pickle():
+    import copy
+    import pickle
+
+    inst = make(3)
+    for clone in (copy.deepcopy(inst), pickle.loads(pickle.dumps(inst))):
+        assert clone.image_size == inst.image_size and clone.names == inst.names
+        assert torch.equal(clone.boxes.tensor, inst.boxes.tensor)
+        assert torch.equal(clone.masks.tensor, inst.masks.tensor)
+    assert torch.equal(inst[np.int64(1)].scores, inst.scores[1:2])

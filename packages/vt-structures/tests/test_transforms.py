@@ -277,8 +277,10 @@ def test_transform_list_composition():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="new_w: expected a positive int"):
+    with pytest.raises(ValueError, match="new_w: expected an int >= 1, got 0"):
         ResizeTransform(4, 4, 4, 0)
+    with pytest.raises(TypeError, match="h: expected an int, got float"):
+        ResizeTransform(4.0, 4, 4, 4)
     with pytest.raises(ValueError, match="interp"):
         ResizeTransform(4, 4, 4, 4, interp="lanczos")
     with pytest.raises(ValueError, match=r"img: expected an image of size \(4, 4\), got \(5, 4\)"):

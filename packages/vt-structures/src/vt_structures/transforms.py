@@ -304,16 +304,20 @@ class NoOpTransform(Transform):
         return self
 
 
-def _check_positive_ints(**values: Any) -> None:
+def _check_ints(minimum: int, **values: Any) -> None:
     for name, v in values.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+        if v < minimum:
+            raise ValueError(f"{name}: expected an int >= {minimum}, got {v!r}")
+
+
+def _check_positive_ints(**values: Any) -> None:
+    _check_ints(1, **values)
 
 
 def _check_nonnegative_ints(**values: Any) -> None:
-    for name, v in values.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"{name}: expected an int >= 0, got {v!r}")
+    _check_ints(0, **values)
 
 
 def _rotated_tensor(rotated_boxes: Any) -> tuple[torch.Tensor, Any]:
@@ -321,7 +325,7 @@ def _rotated_tensor(rotated_boxes: Any) -> tuple[torch.Tensor, Any]:
     if isinstance(rotated_boxes, RotatedBoxes):
         return rotated_boxes.tensor, RotatedBoxes
     if isinstance(rotated_boxes, np.ndarray):
-        t = torch.from_numpy(np.asarray(rotated_boxes, dtype=np.float64))
+        t = torch.from_numpy(np.array(rotated_boxes, dtype=np.float64))  # a copy
         restore = lambda x: x.numpy().astype(rotated_boxes.dtype, copy=False)  # noqa: E731
     elif isinstance(rotated_boxes, torch.Tensor):
         t, restore = rotated_boxes, (lambda x: x)
