@@ -150,3 +150,18 @@ def test_copy_and_pickle():
         assert torch.equal(clone.boxes.tensor, inst.boxes.tensor)
         assert torch.equal(clone.masks.tensor, inst.masks.tensor)
     assert torch.equal(inst[np.int64(1)].scores, inst.scores[1:2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(0, 5), min_size=1, max_size=5))
+def test_every_field_must_have_the_same_length(lengths):
+    inst = Instances((4, 4))
+    for i, n in enumerate(lengths):
+        value = torch.zeros(n) if i % 2 else [None] * n
+        if n == lengths[0]:
+            inst.set(f"f{i}", value)
+        else:
+            with pytest.raises(ValueError, match=f"field 'f{i}': adding a field of length {n}"):
+                inst.set(f"f{i}", value)
+    assert len(inst) == lengths[0]
+    assert all(len(v) == lengths[0] for v in inst.get_fields().values())

@@ -652,9 +652,6 @@ class TransformList(Transform):
     def __add__(self, other: Transform) -> TransformList:
         return TransformList([*self.transforms, other])
 
-    def __radd__(self, other: Transform) -> TransformList:
-        return TransformList([other, *self.transforms])
-
     def __len__(self) -> int:
         return len(self.transforms)
 
