@@ -30,6 +30,20 @@ VT_HOST_DEVICE T box_intersection(const T* a, const T* b) {
   return clamp_min0(x2 - x1) * clamp_min0(y2 - y1);
 }
 
+// IoU as torchvision's NMS computes it, term for term, so suppression decisions
+// agree bit for bit: areas are precomputed, and two empty boxes give 0/0 = NaN,
+// which suppresses nothing.
+template <class T>
+VT_HOST_DEVICE T nms_box_iou(T ax1, T ay1, T ax2, T ay2, T area_a, T bx1, T by1, T bx2, T by2,
+                             T area_b) {
+  const T xx1 = ax1 > bx1 ? ax1 : bx1;
+  const T yy1 = ay1 > by1 ? ay1 : by1;
+  const T xx2 = ax2 < bx2 ? ax2 : bx2;
+  const T yy2 = ay2 < by2 ? ay2 : by2;
+  const T inter = clamp_min0(xx2 - xx1) * clamp_min0(yy2 - yy1);
+  return inter / (area_a + area_b - inter);
+}
+
 enum class OverlapMode : int { IoU = 0, IoA = 1 };
 
 // IoU (inter / union) or IoA (inter / area of b). Disjoint or empty boxes give
