@@ -12,7 +12,8 @@ namespace {
 
 constexpr int kBits = 64;
 constexpr int kGatherThreads = 256;
-constexpr int64_t kMaxSharedWords = 48 * 1024 / 8;
+// Dynamic shared memory for the removed words, below the 48 KiB default with the static part.
+constexpr int64_t kMaxSharedWords = 6000;
 
 template <class T, int Dim>
 struct NmsGeometry;

@@ -129,7 +129,7 @@ def box_ioa(boxes1: Any, boxes2: Any) -> Any:
 
     Returns:
         Array[N, M]: intersection / area(boxes2[j]); 0 where the boxes do not
-        intersect. Same conventions as :func:`box_iou`.
+        intersect. Same conventions as `box_iou`.
     """
     return _box_overlap(boxes1, boxes2, _IOA)
 
@@ -150,7 +150,7 @@ def box_iou_rotated(boxes1: Any, boxes2: Any) -> Any:
     The intersection is the exact area of the intersection polygon (convex
     clipping), computed around the midpoint of the two centres for precision;
     pairs whose bounding boxes are disjoint are rejected before any polygon work.
-    At angle 0 the result equals :func:`box_iou` of the corresponding
+    At angle 0 the result equals `box_iou` of the corresponding
     (x1, y1, x2, y2) boxes. A box with width or height <= 0 has zero area and
     IoU 0 with every box; a NaN parameter gives NaN for its row or column. Not
     differentiable.

@@ -285,7 +285,7 @@ def nms_rotated(
 
     Rotated NMS iteratively removes lower scoring rotated boxes which have an
     IoU greater than ``iou_threshold`` with another (higher scoring) kept rotated
-    box. The IoU is the exact polygon IoU of :func:`box_iou_rotated`; pairs that
+    box. The IoU is the exact polygon IoU of `box_iou_rotated`; pairs that
     cannot exceed the threshold (by their bounding boxes and areas) are rejected
     before any polygon work.
 
@@ -321,8 +321,8 @@ def batched_nms_rotated(
     """Performs rotated non-maximum suppression in a batched fashion.
 
     Each index value corresponds to a category, and NMS is not applied between
-    elements of different categories; see :func:`nms_rotated` and
-    :func:`batched_nms`.
+    elements of different categories; see `nms_rotated` and
+    `batched_nms`.
 
     Args:
         boxes (Array[N, 5]): rotated boxes (x_ctr, y_ctr, width, height, angle_degrees).
