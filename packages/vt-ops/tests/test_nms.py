@@ -231,14 +231,12 @@ ok_boxes, ok_scores = torch.tensor([[0.0, 0, 1, 1], [0, 0, 2, 2]]), torch.tensor
         (dict(boxes=torch.zeros(4)), ValueError, r"boxes: expected shape \(\*, 4\)"),
         (dict(scores=torch.zeros(3)), ValueError, r"scores: expected shape \(2,\)"),
         (dict(scores=torch.zeros(2, 1)), ValueError, r"scores: expected shape \(2,\)"),
-        (dict(idxs=torch.zeros(3, dtype=torch.int64)), ValueError, r"idxs: expected shape \(2,\)"),
         (
             dict(boxes=ok_boxes.to(torch.int64)),
             TypeError,
             "boxes: expected a floating dtype",
         ),
         (dict(scores=torch.tensor([1, 2])), TypeError, "scores: expected a floating dtype"),
-        (dict(idxs=torch.zeros(2)), TypeError, "idxs: expected an integer dtype"),
         (dict(scores=np.zeros(2)), TypeError, "scores must be an array of the same library"),
         (dict(boxes=[[0, 0, 1, 1]]), TypeError, "boxes: expected a numpy array"),
         (dict(boxes=torch.tensor([[0.0, 0, nan, 1], [0, 0, 2, 2]])), ValueError, "boxes: .*NaN"),
@@ -258,8 +256,6 @@ def test_bad_input_names_the_argument(kwargs, error, message, batched):
     args = dict(boxes=ok_boxes, scores=ok_scores, iou_threshold=0.5)
     if batched:
         args["idxs"] = torch.zeros(2, dtype=torch.int64)
-    elif "idxs" in kwargs:
-        pytest.skip("nms takes no idxs")
     args.update(kwargs)
     positional = [args.pop("boxes"), args.pop("scores")]
     if batched:
@@ -267,6 +263,20 @@ def test_bad_input_names_the_argument(kwargs, error, message, batched):
     positional.append(args.pop("iou_threshold"))
     with pytest.raises(error, match=message):
         (vt_ops.batched_nms if batched else vt_ops.nms)(*positional, **args)
+
+
+@pytest.mark.parametrize(
+    ("idxs", "error", "message"),
+    [
+        (torch.zeros(3, dtype=torch.int64), ValueError, r"idxs: expected shape \(2,\)"),
+        (torch.zeros(2), TypeError, "idxs: expected an integer dtype"),
+        (torch.zeros(2, dtype=torch.bool), TypeError, "idxs: expected an integer dtype"),
+        (np.zeros(2, dtype=np.int64), TypeError, "idxs must be an array of the same library"),
+    ],
+)
+def test_bad_idxs(idxs, error, message):
+    with pytest.raises(error, match=message):
+        vt_ops.batched_nms(ok_boxes, ok_scores, idxs, 0.5)
 
 
 def test_bad_rotated_input():
