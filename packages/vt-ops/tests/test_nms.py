@@ -161,6 +161,18 @@ def test_numpy_in_numpy_out():
     )
 
 
+def test_read_only_broadcast_and_byte_swapped_numpy_inputs():
+    boxes, scores, _ = random_case(100, dtype=torch.float64, seed=13)
+    expected = torchvision.ops.nms(boxes, scores, 0.5).numpy()
+    b, s = boxes.numpy().copy(), scores.numpy().copy()
+    b.flags.writeable = s.flags.writeable = False
+    np.testing.assert_array_equal(vt_ops.nms(b, s, 0.5), expected)
+    np.testing.assert_array_equal(
+        vt_ops.batched_nms(b, s, np.broadcast_to(np.int64(3), (100,)), 0.5), expected
+    )
+    np.testing.assert_array_equal(vt_ops.nms(b.astype(">f8"), s.astype(">f8"), 0.5), expected)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_inputs(dtype):
     boxes, scores, _ = random_case(300, seed=5)

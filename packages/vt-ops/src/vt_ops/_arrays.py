@@ -72,7 +72,9 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def contiguous(self, x: Any) -> Any:
-        return np.ascontiguousarray(x)
+        x = np.ascontiguousarray(x)
+        # The extension only accepts writable arrays: copy read-only inputs (e.g. frombuffer).
+        return x if x.flags.writeable else x.copy()
 
     def empty(self, shape: Sequence[int], dtype: Any, like: Any) -> Any:
         return np.empty(tuple(shape), dtype=np.dtype(dtype))
