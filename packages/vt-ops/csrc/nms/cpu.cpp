@@ -35,7 +35,7 @@ struct AxisAlignedSet {
     y1[p] = b[1];
     x2[p] = b[2];
     y2[p] = b[3];
-    area[p] = clamp_min0(b[2] - b[0]) * clamp_min0(b[3] - b[1]);
+    area[p] = box_area(b);
   }
   void move(int64_t dst, int64_t src) {
     x1[dst] = x1[src];

@@ -24,7 +24,7 @@ struct NmsGeometry<T, 4> {
     T x1, y1, x2, y2, area;
   };
   __device__ static Box load(const T* b) {
-    return {b[0], b[1], b[2], b[3], clamp_min0(b[2] - b[0]) * clamp_min0(b[3] - b[1])};
+    return {b[0], b[1], b[2], b[3], box_area(b)};
   }
   __device__ static bool suppresses(const Box& a, const Box& b, T thr) {
     return nms_box_iou(a.x1, a.y1, a.x2, a.y2, a.area, b.x1, b.y1, b.x2, b.y2, b.area) > thr;
