@@ -1,4 +1,6 @@
 import random
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,3 +14,8 @@ def _seed():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+# the shared test toys (vt_engine_toys.py) must be importable by name, also in the
+# processes spawned by the distributed tests
+sys.path.insert(0, str(Path(__file__).parent))
