@@ -184,7 +184,7 @@ def _to_tensors(obj: Any) -> Any:
     import numpy as np
 
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
+        return torch.from_numpy(np.array(obj, order="C"))  # keeps 0-d arrays 0-d
     if isinstance(obj, Mapping):
         return {k: _to_tensors(v) for k, v in obj.items()}
     return obj
@@ -254,7 +254,9 @@ def load_state_dict(
         else:
             loadable[key] = value
     result = module.load_state_dict(loadable, strict=False)
-    report = IncompatibleKeys(list(result.missing_keys), list(result.unexpected_keys), mismatches)
+    mismatched = {key for key, _, _ in mismatches}
+    missing = [k for k in result.missing_keys if k not in mismatched]
+    report = IncompatibleKeys(missing, list(result.unexpected_keys), mismatches)
     lines = []
     if report.unexpected_keys:
         lines.append(f"unexpected keys in the checkpoint: {', '.join(report.unexpected_keys)}")
