@@ -133,20 +133,23 @@ class Runner:
         model: a :class:`~vt_engine.BaseModel` (anything with ``train_step``,
             ``val_step`` and ``test_step`` and the ``forward`` modes they use).
         work_dir: where checkpoints and logs go.
-        train_dataloader, val_dataloader, test_dataloader: ``DataLoader`` objects or
-            dicts of :func:`~vt_engine.build_dataloader` arguments (``dataset``,
-            ``batch_size``, ``sampler``...; the seed defaults to the runner's).
+        train_dataloader: a ``DataLoader`` or a dict of
+            :func:`~vt_engine.build_dataloader` arguments (``dataset``, ``batch_size``,
+            ``sampler``...; the seed defaults to the runner's).
+        val_dataloader: the same, for validation.
+        test_dataloader: the same, for testing.
         train_cfg: ``dict(by_epoch=True, max_epochs=N, val_begin=1, val_interval=1)``
             or ``dict(by_epoch=False, max_iters=N, val_interval=K)``.
-        val_cfg, test_cfg: ``dict(fp16=False)`` or None (the default when a loader and
-            an evaluator are given).
+        val_cfg: ``dict(fp16=False)`` (autocast during validation) or None.
+        test_cfg: the same, for testing.
         optim_wrapper: an :class:`~vt_engine.OptimWrapper`, a torch optimizer, or a dict
             for :func:`~vt_engine.build_optim_wrapper` (``type``, ``optimizer``,
             ``constructor``, ``paramwise_cfg``, ``accumulative_counts``...).
         param_scheduler: schedulers or dicts (``dict(type="LinearLR", ...)``), a list
             or one.
-        val_evaluator, test_evaluator: an :class:`~vt_engine.Evaluator`, a metric or a
-            list of metrics (``process(data_batch, data_samples)``, ``evaluate(size)``).
+        val_evaluator: an :class:`~vt_engine.Evaluator`, a metric or a list of metrics
+            (``process(data_batch, data_samples)``, ``evaluate(size)``).
+        test_evaluator: the same, for testing.
         default_hooks: overrides of the default hooks by name (``runtime_info``,
             ``timer``, ``sampler_seed``, ``logger``, ``param_scheduler``,
             ``checkpoint``): a hook, a dict config, or None to drop it.
