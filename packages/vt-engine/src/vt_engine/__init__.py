@@ -19,6 +19,18 @@ from vt_engine.data import (
     pseudo_collate,
     worker_init_fn,
 )
+from vt_engine.datasets import (
+    AspectRatioGroupedDataset,
+    BoxMode,
+    DatasetCatalog,
+    Metadata,
+    MetadataCatalog,
+    RepeatFactorTrainingSampler,
+    load_coco_json,
+    load_coco_panoptic_json,
+    load_sem_seg,
+    register_coco_instances,
+)
 from vt_engine.dist import (
     all_gather_object,
     all_reduce,
@@ -144,6 +156,17 @@ __all__ = [
     "pseudo_collate",
     "default_collate",
     "worker_init_fn",
+    "RepeatFactorTrainingSampler",
+    "AspectRatioGroupedDataset",
+    # datasets
+    "DatasetCatalog",
+    "MetadataCatalog",
+    "Metadata",
+    "BoxMode",
+    "load_coco_json",
+    "load_coco_panoptic_json",
+    "load_sem_seg",
+    "register_coco_instances",
     # distributed
     "init_dist",
     "launch",
