@@ -19,3 +19,12 @@ def _seed():
 # the shared test toys (vt_engine_toys.py) must be importable by name, also in the
 # processes spawned by the distributed tests
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -365,3 +365,17 @@ def test_runner_argument_errors(tmp_path):
         runner.val()
     with pytest.raises(ValueError, match="backends"):
         Runner(model=ToyModel(), work_dir=tmp_path, visualizer=dict(backends=("wandb",)))
+
+
+def test_empty_cache_hook_calls(monkeypatch, tmp_path):
+    from vt_engine import EmptyCacheHook
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(1))
+    hook = EmptyCacheHook(before_epoch=True, after_epoch=False, after_iter=True)
+    hook.before_train_epoch(None)
+    hook.after_train_epoch(None)
+    hook.after_train_iter(None, 0)
+    hook.after_val_iter(None, 0)
+    assert len(calls) == 3

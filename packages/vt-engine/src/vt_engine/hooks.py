@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from vt_engine.model import unwrap_model
 from vt_engine.registry import HOOKS
+from vt_engine.visualization import read_image
 
 if TYPE_CHECKING:
     from vt_engine.runner import Runner
@@ -739,14 +739,6 @@ class EmptyCacheHook(Hook):
     after_val_iter = after_test_iter = after_train_iter  # type: ignore[assignment]
 
 
-def _read_image(path: str | os.PathLike, backend_args: Mapping[str, Any] | None) -> np.ndarray:
-    backend = (backend_args or {}).get("backend", "local")
-    if backend not in ("local", "disk"):
-        raise ValueError(f"backend_args: only the local file backend is supported, got {backend!r}")
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
-
 def _sample_field(sample: Any, name: str) -> Any:
     return sample.get(name) if isinstance(sample, Mapping) else getattr(sample, name, None)
 
@@ -809,7 +801,7 @@ class SegVisualizationHook(Hook):
             raise ValueError(
                 "SegVisualizationHook: the data sample has no img_path to read the image from"
             )
-        img = _read_image(img_path, self.backend_args)
+        img = read_image(img_path, self.backend_args)
         runner.visualizer.add_datasample(
             name, img, data_sample=sample, show=self.show, wait_time=self.wait_time, step=step
         )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Visualizer", "LocalVisBackend", "TensorboardVisBackend", "get_palette"]
+__all__ = ["Visualizer", "LocalVisBackend", "TensorboardVisBackend", "get_palette", "read_image"]
 
 ColorLike = str | tuple[int, int, int]
 
@@ -31,6 +31,26 @@ def get_palette(num_classes: int, seed: int = 42) -> list[tuple[int, int, int]]:
         r, g, b = colorsys.hsv_to_rgb(h, s, 0.95)
         colors.append((int(r * 255), int(g * 255), int(b * 255)))
     return colors
+
+
+def read_image(
+    path: str | os.PathLike, backend_args: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """The image file at ``path`` as uint8[H, W, 3] RGB. ``backend_args`` selects the file
+    backend; only the local one (``None`` or ``dict(backend="local")``) exists."""
+    backend = (backend_args or {}).get("backend", "local")
+    if backend not in ("local", "disk"):
+        raise ValueError(f"backend_args: only the local file backend is supported, got {backend!r}")
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def image_from_tensor(image: Any) -> np.ndarray:
+    """An image tensor (Tensor[3, H, W], float in [0, 1] or uint8) as uint8[H, W, 3]."""
+    arr = _to_numpy(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    return _as_image(arr)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
