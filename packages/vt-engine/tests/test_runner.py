@@ -379,3 +379,37 @@ def test_empty_cache_hook_calls(monkeypatch, tmp_path):
     hook.after_train_iter(None, 0)
     hook.after_val_iter(None, 0)
     assert len(calls) == 3
+
+
+class CrashAt(Hook):
+    priority = "LOWEST"  # after the checkpoint hook saved this iteration
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_crash_mid_epoch_is_bit_identical(tmp_path):
+    def run(work_dir, **kw):
+        return make_runner(
+            work_dir,
+            by_epoch=True,
+            max_epochs=2,
+            ckpt=CheckpointHook(interval=3, by_epoch=False),
+            **kw,
+        )
+
+    straight = run(tmp_path / "a")
+    straight.train()
+    crashed = run(tmp_path / "b", hooks=[CrashAt(9)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.train()
+    assert find_latest_checkpoint(tmp_path / "b").name == "iter_9"  # epoch 1, batch 3 of 6
+    resumed = run(tmp_path / "b", resume=True)
+    resumed.train()
+    assert resumed.iter == 12 and resumed.epoch == 2
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

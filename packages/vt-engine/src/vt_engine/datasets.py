@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import IterableDataset, Sampler
+from tqdm.auto import tqdm
 
 from vt_engine.data import sync_random_seed
 from vt_engine.dist import get_rank, get_world_size
@@ -175,7 +176,12 @@ def load_coco_json(
     keys = ["iscrowd", "bbox", "keypoints", "category_id", *(extra_annotation_keys or ())]
     records = []
     skipped = 0
-    for img in sorted(coco["images"], key=lambda im: im["id"]):
+    images = sorted(coco["images"], key=lambda im: im["id"])
+    for img in tqdm(
+        images,
+        desc=f"loading {Path(json_file).name}",
+        disable=len(images) < 10_000 or get_rank() != 0,
+    ):
         objs = []
         for ann in anns_by_image.get(img["id"], []):
             if ann.get("ignore", 0) != 0:

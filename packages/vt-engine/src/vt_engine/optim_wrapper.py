@@ -138,16 +138,12 @@ class OptimWrapper:
     # -- accumulation bookkeeping ------------------------------------------------------
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Tell the wrapper where training starts (``init_counts`` iterations done) and ends
-        (``max_counts``), so the last window of a run that is not a multiple of
-        ``accumulative_counts`` divides its losses by its true length."""
+        (``max_counts``). Accumulation windows are aligned to multiples of
+        ``accumulative_counts`` from iteration 0, so the last window of a run whose length
+        is not a multiple divides its losses by its true length, ``max_counts %
+        accumulative_counts``, whether or not the run was resumed."""
         self._inner_count = init_counts
         self._max_counts = max_counts
-        if self._inner_count % self._accumulative_counts != 0:
-            warnings.warn(
-                "Resumed iteration number is not divisible by accumulative_counts; "
-                "the first accumulation window is shorter.",
-                stacklevel=2,
-            )
         if self._accumulative_counts > 1 and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
         ):
@@ -155,7 +151,7 @@ class OptimWrapper:
                 "Gradient accumulation with BatchNorm is not equivalent to a larger batch.",
                 stacklevel=2,
             )
-        self._remainder_counts = (max_counts - init_counts) % self._accumulative_counts
+        self._remainder_counts = max_counts % self._accumulative_counts
 
     def should_update(self) -> bool:
         """Whether the current iteration ends an accumulation window."""

@@ -20,23 +20,22 @@ __all__ = [
     "HOOKS",
 ]
 
+# torch.optim.Optimizer classes, called with (params, **cfg); every optimizer of
+# torch.optim is registered under its class name.
 OPTIMIZERS = Registry("OPTIMIZERS")
-OPTIMIZERS.__doc__ = """``torch.optim.Optimizer`` classes, called with ``(params, **cfg)``.
 
-Every optimizer in ``torch.optim`` is registered under its class name."""
-
+# Optimizer wrappers, called with (optimizer=..., **cfg).
 OPTIM_WRAPPERS = Registry("OPTIM_WRAPPERS")
-OPTIM_WRAPPERS.__doc__ = """Optimizer wrappers, called with ``(optimizer=..., **cfg)``."""
 
+# Built with (optim_wrapper_cfg, paramwise_cfg), then called with the model; they
+# return an optimizer wrapper.
 OPTIM_WRAPPER_CONSTRUCTORS = Registry("OPTIM_WRAPPER_CONSTRUCTORS")
-OPTIM_WRAPPER_CONSTRUCTORS.__doc__ = """Callables built with ``(optim_wrapper_cfg,
-paramwise_cfg)`` and then called with the model, returning an optimizer wrapper."""
 
+# Parameter schedulers, called with (optimizer, **cfg).
 PARAM_SCHEDULERS = Registry("PARAM_SCHEDULERS")
-PARAM_SCHEDULERS.__doc__ = """Parameter schedulers, called with ``(optimizer, **cfg)``."""
 
+# Runner hooks, called with (**cfg).
 HOOKS = Registry("HOOKS")
-HOOKS.__doc__ = """Runner hooks, called with ``(**cfg)``."""
 
 
 def _register_torch_optimizers() -> None:

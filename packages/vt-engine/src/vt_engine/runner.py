@@ -529,6 +529,15 @@ class Runner:
             checkpoint["dataloader_generator"] = generator.get_state()
         if save_optimizer and self.optim_wrapper is not None:
             checkpoint["optimizer"] = self.optim_wrapper.state_dict()
+            ow = self.optim_wrapper
+            if ow.inner_count % ow.accumulative_counts != 0:
+                # inside an accumulation window: keep each rank's partial gradient sums
+                grads = {
+                    name: p.grad.detach().cpu().clone()
+                    for name, p in unwrap_model(self.model).named_parameters()
+                    if p.grad is not None
+                }
+                checkpoint["accumulated_grads"] = vt_dist.all_gather_object(grads)
         if save_param_scheduler and self.param_schedulers:
             checkpoint["param_schedulers"] = [s.state_dict() for s in self.param_schedulers]
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
@@ -564,6 +573,7 @@ class Runner:
                 )
             for scheduler, state in zip(self.param_schedulers, states):
                 scheduler.load_state_dict(state)
+        self._restore_accumulated_grads(ckpt.get("accumulated_grads"), int(meta.get("iter", 0)))
         self.train_loop._epoch = int(meta.get("epoch", 0))
         self.train_loop._iter = int(meta.get("iter", 0))
         self.message_hub.load_state_dict(ckpt.get("message_hub", {}))
@@ -576,3 +586,17 @@ class Runner:
         self.logger.info(
             f"Resumed from {filename} at epoch {self.train_loop.epoch}, iter {self.train_loop.iter}"
         )
+
+    def _restore_accumulated_grads(self, per_rank: list[dict] | None, iteration: int) -> None:
+        assert self.optim_wrapper is not None
+        if iteration % self.optim_wrapper.accumulative_counts == 0:
+            return
+        if per_rank is None or len(per_rank) != self.world_size:
+            self.logger.warning(
+                "the checkpoint was saved inside a gradient accumulation window without the "
+                "gradients of this world size: the first window after resuming is shorter"
+            )
+            return
+        params = dict(unwrap_model(self.model).named_parameters())
+        for name, grad in per_rank[self.rank].items():
+            params[name].grad = grad.to(params[name].device)

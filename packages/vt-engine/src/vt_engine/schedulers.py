@@ -66,8 +66,10 @@ class ParamScheduler:
             raise TypeError(
                 f"optimizer: expected a torch.optim.Optimizer or OptimWrapper, got {type(optimizer).__name__}"
             )
-        if not isinstance(begin, int) or not isinstance(end, int) or begin < 0:
-            raise TypeError(f"begin, end: expected ints with begin >= 0, got {begin!r}, {end!r}")
+        if not isinstance(begin, int) or not isinstance(end, int):
+            raise TypeError(f"begin, end: expected ints, got {begin!r}, {end!r}")
+        if begin < 0:
+            raise ValueError(f"begin: expected a value >= 0, got {begin}")
         if end <= begin:
             raise ValueError(f"end: expected end > begin, got begin={begin}, end={end}")
         if not isinstance(last_step, int) or last_step < -1:
