@@ -44,6 +44,8 @@ def test_default_sampler_epochs_and_start_index():
     sampler.set_start_index(7)
     assert list(sampler) == e1[7:]
     assert list(sampler) == e1  # the start applies to one pass only
+    with pytest.raises(ValueError, match="start"):
+        sampler.set_start_index(-1)
     assert list(DefaultSampler(list(range(5)), shuffle=False)) == [0, 1, 2, 3, 4]
 
 

@@ -14,6 +14,7 @@ from vt_engine.config import Config
 from vt_engine.data import (
     DefaultSampler,
     InfiniteSampler,
+    ResumableSampler,
     build_dataloader,
     default_collate,
     pseudo_collate,
@@ -150,6 +151,7 @@ __all__ = [
     "find_latest_checkpoint",
     "IncompatibleKeys",
     # data
+    "ResumableSampler",
     "DefaultSampler",
     "InfiniteSampler",
     "build_dataloader",

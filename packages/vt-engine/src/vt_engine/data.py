@@ -18,6 +18,7 @@ from torch.utils.data import default_collate as _torch_default_collate
 from vt_engine.dist import broadcast_object, get_rank, get_world_size
 
 __all__ = [
+    "ResumableSampler",
     "DefaultSampler",
     "InfiniteSampler",
     "pseudo_collate",
@@ -41,7 +42,24 @@ def _check_dataset(dataset: Any) -> int:
     return len(dataset)
 
 
-class DefaultSampler(Sampler[int]):
+class ResumableSampler(Sampler[int]):
+    """Base of the samplers that can start their next pass part-way through (``set_start_index``),
+    which is how the train loops resume exactly without loading the skipped samples."""
+
+    _start = 0
+
+    def set_start_index(self, start: int) -> None:
+        """Skip the first ``start`` indices of this rank in the next iteration only."""
+        if not isinstance(start, int) or start < 0:
+            raise ValueError(f"start: expected a non-negative int, got {start!r}")
+        self._start = start
+
+    def _take_start(self) -> int:
+        start, self._start = self._start, 0
+        return start
+
+
+class DefaultSampler(ResumableSampler):
     """Finite sampler for epoch-based training and evaluation: each rank gets every
     ``world_size``-th index of one (optionally shuffled, with ``seed + epoch``)
     permutation, padded by repeating indices (``round_up``) so all ranks have as many.
@@ -63,7 +81,6 @@ class DefaultSampler(Sampler[int]):
         self.seed = sync_random_seed() if seed is None else seed
         self.round_up = round_up
         self.epoch = 0
-        self._start = 0
         if round_up:
             self.num_samples = math.ceil(self.dataset_size / self.world_size)
             self.total_size = self.num_samples * self.world_size
@@ -80,8 +97,7 @@ class DefaultSampler(Sampler[int]):
         if self.round_up and self.dataset_size:
             indices = (indices * math.ceil(self.total_size / len(indices)))[: self.total_size]
         mine = indices[self.rank : self.total_size : self.world_size]
-        start, self._start = self._start, 0
-        return iter(mine[start:])
+        return iter(mine[self._take_start() :])
 
     def __len__(self) -> int:
         return self.num_samples
@@ -90,13 +106,8 @@ class DefaultSampler(Sampler[int]):
         """Shuffle with ``seed + epoch`` from now on."""
         self.epoch = epoch
 
-    def set_start_index(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank in the next iteration (resuming
-        in the middle of an epoch)."""
-        self._start = start
 
-
-class InfiniteSampler(Sampler[int]):
+class InfiniteSampler(ResumableSampler):
     """Endless sampler for iteration-based training: concatenated permutations (seeded
     by ``seed``), split across ranks by striding.
 
@@ -114,7 +125,6 @@ class InfiniteSampler(Sampler[int]):
         self.world_size = get_world_size()
         self.shuffle = shuffle
         self.seed = sync_random_seed() if seed is None else seed
-        self._start = 0
 
     def _infinite_indices(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed)
@@ -125,19 +135,14 @@ class InfiniteSampler(Sampler[int]):
                 yield from range(self.dataset_size)
 
     def __iter__(self) -> Iterator[int]:
-        start, self._start = self._start, 0
         mine = itertools.islice(self._infinite_indices(), self.rank, None, self.world_size)
-        return itertools.islice(mine, start, None)
+        return itertools.islice(mine, self._take_start(), None)
 
     def __len__(self) -> int:
         return self.dataset_size
 
     def set_epoch(self, epoch: int) -> None:
         """No-op: an infinite stream has no epochs."""
-
-    def set_start_index(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank in the next iteration (resume)."""
-        self._start = start
 
 
 def pseudo_collate(data_batch: Sequence[Any]) -> Any:

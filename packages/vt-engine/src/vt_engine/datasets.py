@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset, Sampler
+from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
-from vt_engine.data import sync_random_seed
+from vt_engine.data import ResumableSampler, sync_random_seed
 from vt_engine.dist import get_rank, get_world_size
 
 __all__ = [
@@ -305,7 +305,7 @@ def register_coco_instances(
     )
 
 
-class RepeatFactorTrainingSampler(Sampler[int]):
+class RepeatFactorTrainingSampler(ResumableSampler):
     """Infinite training sampler that repeats images with rare categories (LVIS-style).
 
     Each pass, image ``i`` appears ``floor(r_i)`` times plus once more with probability
@@ -331,7 +331,6 @@ class RepeatFactorTrainingSampler(Sampler[int]):
         self.seed = sync_random_seed() if seed is None else seed
         self.rank = get_rank()
         self.world_size = get_world_size()
-        self._start = 0
 
     @staticmethod
     def repeat_factors_from_category_frequency(
@@ -365,19 +364,14 @@ class RepeatFactorTrainingSampler(Sampler[int]):
             yield from self._indices(g).tolist()
 
     def __iter__(self) -> Iterator[int]:
-        start, self._start = self._start, 0
         mine = itertools.islice(self._infinite(), self.rank, None, self.world_size)
-        return itertools.islice(mine, start, None)
+        return itertools.islice(mine, self._take_start(), None)
 
     def __len__(self) -> int:
         return len(self._int_part)
 
     def set_epoch(self, epoch: int) -> None:
         """No-op: an infinite stream has no epochs."""
-
-    def set_start_index(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank in the next iteration (resume)."""
-        self._start = start
 
 
 class AspectRatioGroupedDataset(IterableDataset):

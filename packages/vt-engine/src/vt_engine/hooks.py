@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ import torch
 
 from vt_engine.model import unwrap_model
 from vt_engine.registry import HOOKS
-from vt_engine.visualization import read_image
+from vt_engine.visualization import _field, read_image
 
 if TYPE_CHECKING:
     from vt_engine.runner import Runner
@@ -739,10 +739,6 @@ class EmptyCacheHook(Hook):
     after_val_iter = after_test_iter = after_train_iter  # type: ignore[assignment]
 
 
-def _sample_field(sample: Any, name: str) -> Any:
-    return sample.get(name) if isinstance(sample, Mapping) else getattr(sample, name, None)
-
-
 @HOOKS.register()
 class SegVisualizationHook(Hook):
     """Segmentation Visualization Hook. Used to visualize validation and testing process
@@ -796,7 +792,7 @@ class SegVisualizationHook(Hook):
             )
 
     def _draw(self, runner: Runner, name: str, sample: Any, step: int) -> None:
-        img_path = _sample_field(sample, "img_path")
+        img_path = _field(sample, "img_path")
         if img_path is None:
             raise ValueError(
                 "SegVisualizationHook: the data sample has no img_path to read the image from"
@@ -826,7 +822,7 @@ class SegVisualizationHook(Hook):
         total_curr_iter = runner.iter + batch_idx
         if total_curr_iter % self.interval == 0:
             sample = outputs[0]
-            name = f"val_{os.path.basename(str(_sample_field(sample, 'img_path')))}"
+            name = f"val_{os.path.basename(str(_field(sample, 'img_path')))}"
             self._draw(runner, name, sample, total_curr_iter)
 
     def after_test_iter(
@@ -848,5 +844,5 @@ class SegVisualizationHook(Hook):
             return
         for sample in outputs or ():
             self._test_index += 1
-            name = os.path.basename(str(_sample_field(sample, "img_path")))
+            name = os.path.basename(str(_field(sample, "img_path")))
             self._draw(runner, name, sample, self._test_index)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
+from vt_engine.data import InfiniteSampler, ResumableSampler
+from vt_engine.datasets import RepeatFactorTrainingSampler
 from vt_engine.evaluator import Evaluator
 
 if TYPE_CHECKING:
@@ -30,12 +32,12 @@ def _skip_batches(dataloader: DataLoader, n_batches: int) -> None:
         return
     batch_size = getattr(dataloader, "batch_size", None)
     for sampler in _samplers(dataloader):
-        if hasattr(sampler, "set_start_index") and batch_size:
+        if isinstance(sampler, ResumableSampler) and batch_size:
             sampler.set_start_index(n_batches * batch_size)
             return
     raise ValueError(
-        "resuming inside an epoch needs a sampler with set_start_index (DefaultSampler, "
-        "InfiniteSampler) and a fixed batch_size"
+        "resuming inside an epoch needs a ResumableSampler (DefaultSampler, InfiniteSampler, "
+        "RepeatFactorTrainingSampler) and a fixed batch_size"
     )
 
 
@@ -208,9 +210,8 @@ class IterBasedTrainLoop:
         return runner.model
 
     def _is_finite(self) -> bool:
-        from vt_engine.data import InfiniteSampler
-
-        return not any(isinstance(s, InfiniteSampler) for s in _samplers(self.dataloader))
+        infinite = (InfiniteSampler, RepeatFactorTrainingSampler)
+        return not any(isinstance(s, infinite) for s in _samplers(self.dataloader))
 
     def run_iter(self, data_batch: Any) -> None:
         runner = self.runner
