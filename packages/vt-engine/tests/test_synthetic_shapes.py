@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vt_engine.synthetic_shapes import KEYPOINT_NAMES, STUFF_CLASSES, THING_CLASSES, synthetic_shapes
+from vt_engine.synthetic_shapes import (
+    KEYPOINT_NAMES,
+    STUFF_CLASSES,
+    THING_CLASSES,
+    synthetic_shapes,
+)
 
 
 def tree_digest(root):

@@ -1,0 +1,403 @@
+"""Dataset registry and catalog (detectron2's ``DatasetCatalog`` / ``MetadataCatalog``),
+loaders of COCO instances/keypoints/panoptic JSON and of semantic segmentation folders
+into detectron2's list-of-dicts format, and the repeat-factor and aspect-ratio batching
+helpers of detectron2's training data pipeline."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import IterableDataset
+from tqdm.auto import tqdm
+
+from vt_engine.data import ResumableSampler, sync_random_seed
+from vt_engine.dist import get_rank, get_world_size
+
+__all__ = [
+    "DatasetCatalog",
+    "MetadataCatalog",
+    "Metadata",
+    "BoxMode",
+    "load_coco_json",
+    "load_coco_panoptic_json",
+    "load_sem_seg",
+    "register_coco_instances",
+    "RepeatFactorTrainingSampler",
+    "AspectRatioGroupedDataset",
+]
+
+logger = logging.getLogger("vt_engine")
+
+
+class BoxMode:
+    """detectron2's box mode constants used in dataset dicts."""
+
+    XYXY_ABS = 0
+    XYWH_ABS = 1
+
+
+class _DatasetCatalog(dict):
+    """Name -> function returning the dataset's ``list[dict]`` (called on every ``get``)."""
+
+    def register(self, name: str, func: Callable[[], list[dict]]) -> None:
+        if not callable(func):
+            raise TypeError("func: expected a callable returning a list of dicts")
+        if name in self:
+            raise KeyError(f"dataset {name!r} is already registered")
+        self[name] = func
+
+    def get(self, name: str) -> list[dict]:  # type: ignore[override]
+        try:
+            func = self[name]
+        except KeyError:
+            raise KeyError(
+                f"dataset {name!r} is not registered; available: {', '.join(sorted(self))}"
+            ) from None
+        return func()
+
+    def list(self) -> list[str]:
+        return list(self.keys())
+
+    def remove(self, name: str) -> None:
+        self.pop(name)
+
+
+DatasetCatalog = _DatasetCatalog()
+
+
+class Metadata:
+    """Attributes of a dataset (``thing_classes``, ``thing_colors``, ``stuff_classes``,
+    ``keypoint_names``, ``keypoint_flip_map``, ``ignore_label``, ...). An attribute, once
+    set, may only be set again to the same value."""
+
+    def __init__(self, name: str = "") -> None:
+        object.__setattr__(self, "name", name)
+
+    def __getattr__(self, key: str) -> Any:
+        raise AttributeError(
+            f"metadata of {self.name!r} has no {key!r}; it has {sorted(self.as_dict())}"
+        )
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        old = self.__dict__.get(key, _MISSING)
+        if old is not _MISSING and old != value:
+            raise AssertionError(
+                f"metadata {key!r} of {self.name!r} is already {old!r}; cannot set it to {value!r}"
+            )
+        object.__setattr__(self, key, value)
+
+    def set(self, **kwargs: Any) -> Metadata:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        return self
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.__dict__.get(key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_MISSING = object()
+
+
+class _MetadataCatalog(dict):
+    """Name -> :class:`Metadata`, created on first ``get``."""
+
+    def get(self, name: str) -> Metadata:  # type: ignore[override]
+        if name not in self:
+            self[name] = Metadata(name)
+        return self[name]
+
+    def list(self) -> list[str]:
+        return list(self.keys())
+
+    def remove(self, name: str) -> None:
+        self.pop(name)
+
+
+MetadataCatalog = _MetadataCatalog()
+
+
+def _read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_coco_json(
+    json_file: str | os.PathLike,
+    image_root: str | os.PathLike,
+    dataset_name: str | None = None,
+    extra_annotation_keys: Sequence[str] | None = None,
+) -> list[dict]:
+    """Load COCO instances (and keypoints) annotations into detectron2's format.
+
+    Each record has ``file_name``, ``height``, ``width``, ``image_id`` and
+    ``annotations``: dicts with ``bbox`` (XYWH), ``bbox_mode`` (``BoxMode.XYWH_ABS``),
+    ``category_id``, ``iscrowd`` and, when present, ``segmentation`` (polygons or
+    RLE) and ``keypoints`` (``[x, y, v] * K``; 0.5 is added to x and y as detectron2
+    does, turning COCO's integer pixel indices into continuous coordinates).
+
+    Args:
+        json_file: the COCO JSON file.
+        image_root: the directory of the images.
+        dataset_name: if given, its metadata gets ``thing_classes`` (sorted by COCO id),
+            ``thing_dataset_id_to_contiguous_id`` and, for keypoints, ``keypoint_names``;
+            category ids are mapped to contiguous ids ``0..C-1``.
+        extra_annotation_keys: more annotation keys to copy.
+    """
+    coco = _read_json(json_file)
+    for key in ("images", "annotations", "categories"):
+        if key not in coco:
+            raise ValueError(f"{json_file}: not a COCO instances file (no {key!r})")
+    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    id_map = None
+    if dataset_name is not None:
+        meta = MetadataCatalog.get(dataset_name)
+        id_map = {c["id"]: i for i, c in enumerate(cats)}
+        meta.set(thing_classes=[c["name"] for c in cats], thing_dataset_id_to_contiguous_id=id_map)
+        if cats and "keypoints" in cats[0]:
+            meta.set(keypoint_names=list(cats[0]["keypoints"]))
+    anns_by_image: dict[Any, list[dict]] = defaultdict(list)
+    for ann in coco["annotations"]:
+        anns_by_image[ann["image_id"]].append(ann)
+    keys = ["iscrowd", "bbox", "keypoints", "category_id", *(extra_annotation_keys or ())]
+    records = []
+    skipped = 0
+    images = sorted(coco["images"], key=lambda im: im["id"])
+    for img in tqdm(
+        images,
+        desc=f"loading {Path(json_file).name}",
+        disable=len(images) < 10_000 or get_rank() != 0,
+    ):
+        objs = []
+        for ann in anns_by_image.get(img["id"], []):
+            if ann.get("ignore", 0) != 0:
+                raise ValueError(f"{json_file}: the 'ignore' annotation flag is not supported")
+            obj = {key: ann[key] for key in keys if key in ann}
+            if "bbox" in obj and len(obj["bbox"]) == 0:
+                raise ValueError(f"{json_file}: annotation {ann.get('id')} has an empty bbox")
+            seg = ann.get("segmentation")
+            if seg:
+                if isinstance(seg, list):
+                    seg = [poly for poly in seg if len(poly) % 2 == 0 and len(poly) >= 6]
+                    if not seg:
+                        skipped += 1
+                        continue
+                obj["segmentation"] = seg
+            if "keypoints" in obj:
+                obj["keypoints"] = [
+                    v + 0.5 if i % 3 != 2 else v for i, v in enumerate(obj["keypoints"])
+                ]
+            obj["bbox_mode"] = BoxMode.XYWH_ABS
+            obj.setdefault("iscrowd", 0)
+            if id_map is not None:
+                if obj["category_id"] not in id_map:
+                    raise ValueError(
+                        f"{json_file}: category id {obj['category_id']} is not in 'categories'"
+                    )
+                obj["category_id"] = id_map[obj["category_id"]]
+            objs.append(obj)
+        records.append(
+            {
+                "file_name": os.path.join(str(image_root), img["file_name"]),
+                "height": img["height"],
+                "width": img["width"],
+                "image_id": img["id"],
+                "annotations": objs,
+            }
+        )
+    if skipped:
+        logger.warning(
+            "load_coco_json: skipped %d annotations with invalid polygons in %s", skipped, json_file
+        )
+    return records
+
+
+def load_coco_panoptic_json(
+    json_file: str | os.PathLike,
+    image_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    meta: dict[str, Any],
+) -> list[dict]:
+    """Load COCO panoptic annotations: records with ``file_name`` (``.jpg`` next to the
+    PNG name), ``image_id``, ``pan_seg_file_name`` and ``segments_info`` (category ids
+    mapped through ``meta["thing_dataset_id_to_contiguous_id"]`` or
+    ``meta["stuff_dataset_id_to_contiguous_id"]``, with ``isthing``)."""
+    data = _read_json(json_file)
+    things = meta.get("thing_dataset_id_to_contiguous_id", {})
+    stuff = meta.get("stuff_dataset_id_to_contiguous_id", {})
+    records = []
+    for ann in data["annotations"]:
+        segments = []
+        for seg in ann["segments_info"]:
+            seg = dict(seg)
+            cid = seg["category_id"]
+            if cid in things:
+                seg["category_id"], seg["isthing"] = things[cid], True
+            elif cid in stuff:
+                seg["category_id"], seg["isthing"] = stuff[cid], False
+            else:
+                raise ValueError(
+                    f"{json_file}: category id {cid} is in neither thing nor stuff ids of meta"
+                )
+            segments.append(seg)
+        records.append(
+            {
+                "file_name": os.path.join(
+                    str(image_dir), os.path.splitext(ann["file_name"])[0] + ".jpg"
+                ),
+                "image_id": ann["image_id"],
+                "pan_seg_file_name": os.path.join(str(gt_dir), ann["file_name"]),
+                "segments_info": segments,
+            }
+        )
+    if not records:
+        raise ValueError(f"{json_file}: no panoptic annotations")
+    return records
+
+
+def load_sem_seg(
+    gt_root: str | os.PathLike,
+    image_root: str | os.PathLike,
+    gt_ext: str = "png",
+    image_ext: str = "jpg",
+) -> list[dict]:
+    """Pair images and label maps of two folders by relative path without extension:
+    records with ``file_name`` and ``sem_seg_file_name``. Images without a label map
+    (or the reverse) raise a ValueError naming a few."""
+    gt_root, image_root = Path(gt_root), Path(image_root)
+
+    def index(root: Path, ext: str) -> dict[str, Path]:
+        return {str(p.relative_to(root).with_suffix("")): p for p in sorted(root.rglob(f"*.{ext}"))}
+
+    gts, images = index(gt_root, gt_ext), index(image_root, image_ext)
+    if not images:
+        raise ValueError(f"no *.{image_ext} images under {image_root}")
+    unmatched = sorted(set(gts) ^ set(images))
+    if unmatched:
+        raise ValueError(
+            f"{len(unmatched)} images and label maps do not pair up between {image_root} and {gt_root}, e.g. {unmatched[:3]}"
+        )
+    return [{"file_name": str(images[k]), "sem_seg_file_name": str(gts[k])} for k in sorted(images)]
+
+
+def register_coco_instances(
+    name: str, metadata: dict[str, Any], json_file: str | os.PathLike, image_root: str | os.PathLike
+) -> None:
+    """Register a COCO-format instances dataset under ``name`` (loaded lazily by
+    :func:`load_coco_json`) with ``metadata`` plus its paths and ``evaluator_type="coco"``."""
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
+    MetadataCatalog.get(name).set(
+        json_file=str(json_file), image_root=str(image_root), evaluator_type="coco", **metadata
+    )
+
+
+class RepeatFactorTrainingSampler(ResumableSampler):
+    """Infinite training sampler that repeats images with rare categories (LVIS-style).
+
+    Each pass, image ``i`` appears ``floor(r_i)`` times plus once more with probability
+    ``frac(r_i)`` (stochastic rounding), in shuffled order; ranks take strided shares.
+
+    Args:
+        repeat_factors (Tensor[N]): the repeat factor of each image, >= 0.
+        shuffle: shuffle each pass.
+        seed: the same on every rank; None draws one on rank 0.
+    """
+
+    def __init__(
+        self, repeat_factors: torch.Tensor, shuffle: bool = True, seed: int | None = None
+    ) -> None:
+        factors = torch.as_tensor(repeat_factors, dtype=torch.float32)
+        if factors.ndim != 1 or len(factors) == 0 or (factors < 0).any():
+            raise ValueError(
+                "repeat_factors: expected a non-empty 1-D tensor of non-negative values"
+            )
+        self._int_part = torch.trunc(factors)
+        self._frac_part = factors - self._int_part
+        self.shuffle = shuffle
+        self.seed = sync_random_seed() if seed is None else seed
+        self.rank = get_rank()
+        self.world_size = get_world_size()
+
+    @staticmethod
+    def repeat_factors_from_category_frequency(
+        dataset_dicts: Sequence[dict], repeat_thresh: float
+    ) -> torch.Tensor:
+        """``r_i = max over categories c in image i of max(1, sqrt(t / f(c)))`` where
+        ``f(c)`` is the fraction of images containing ``c`` and ``t = repeat_thresh``."""
+        counts: dict[int, int] = defaultdict(int)
+        for record in dataset_dicts:
+            for cat in {ann["category_id"] for ann in record["annotations"]}:
+                counts[cat] += 1
+        n = len(dataset_dicts)
+        cat_factor = {c: max(1.0, math.sqrt(repeat_thresh / (k / n))) for c, k in counts.items()}
+        factors = [
+            max((cat_factor[ann["category_id"]] for ann in record["annotations"]), default=1.0)
+            for record in dataset_dicts
+        ]
+        return torch.tensor(factors, dtype=torch.float32)
+
+    def _indices(self, generator: torch.Generator) -> torch.Tensor:
+        rands = torch.rand(len(self._frac_part), generator=generator)
+        reps = self._int_part + (rands < self._frac_part).float()
+        indices = torch.repeat_interleave(torch.arange(len(reps)), reps.long())
+        if self.shuffle:
+            indices = indices[torch.randperm(len(indices), generator=generator)]
+        return indices
+
+    def _infinite(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield from self._indices(g).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        mine = itertools.islice(self._infinite(), self.rank, None, self.world_size)
+        return itertools.islice(mine, self._take_start(), None)
+
+    def __len__(self) -> int:
+        return len(self._int_part)
+
+    def set_epoch(self, epoch: int) -> None:
+        """No-op: an infinite stream has no epochs."""
+
+
+class AspectRatioGroupedDataset(IterableDataset):
+    """Batches of ``batch_size`` samples that all have ``width > height`` or all
+    ``width <= height`` (less padding when images are batched), from an iterable of
+    samples with ``width`` and ``height`` (keys or attributes). Yields lists of samples;
+    a partial batch of one group waits until it is full."""
+
+    def __init__(self, dataset: Any, batch_size: int) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+
+    @staticmethod
+    def _size(sample: Any) -> tuple[float, float]:
+        if isinstance(sample, dict):
+            return sample["width"], sample["height"]
+        return sample.width, sample.height
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        buckets: list[list[Any]] = [[], []]
+        for sample in self.dataset:
+            w, h = self._size(sample)
+            bucket = buckets[0 if w > h else 1]
+            bucket.append(sample)
+            if len(bucket) == self.batch_size:
+                yield bucket[:]
+                bucket.clear()
