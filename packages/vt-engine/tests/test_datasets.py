@@ -7,7 +7,6 @@ import torch
 
 from vt_engine.datasets import (
     AspectRatioGroupedDataset,
-    BoxMode,
     DatasetCatalog,
     MetadataCatalog,
     RepeatFactorTrainingSampler,
@@ -16,6 +15,7 @@ from vt_engine.datasets import (
     load_sem_seg,
     register_coco_instances,
 )
+from vt_structures import BoxMode
 
 COCO = {
     "images": [

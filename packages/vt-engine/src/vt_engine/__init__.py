@@ -22,7 +22,6 @@ from vt_engine.data import (
 )
 from vt_engine.datasets import (
     AspectRatioGroupedDataset,
-    BoxMode,
     DatasetCatalog,
     Metadata,
     MetadataCatalog,
@@ -168,7 +167,6 @@ __all__ = [
     "DatasetCatalog",
     "MetadataCatalog",
     "Metadata",
-    "BoxMode",
     "load_coco_json",
     "load_coco_panoptic_json",
     "load_sem_seg",

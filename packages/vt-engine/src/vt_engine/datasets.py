@@ -21,12 +21,12 @@ from tqdm.auto import tqdm
 
 from vt_engine.data import ResumableSampler, sync_random_seed
 from vt_engine.dist import get_rank, get_world_size
+from vt_structures import BoxMode
 
 __all__ = [
     "DatasetCatalog",
     "MetadataCatalog",
     "Metadata",
-    "BoxMode",
     "load_coco_json",
     "load_coco_panoptic_json",
     "load_sem_seg",
@@ -36,13 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("vt_engine")
-
-
-class BoxMode:
-    """detectron2's box mode constants used in dataset dicts."""
-
-    XYXY_ABS = 0
-    XYWH_ABS = 1
 
 
 class _DatasetCatalog(dict):
