@@ -40,6 +40,10 @@ __all__ = [
     "PadTransform",
     "TransformList",
     "clip_polygon",
+    "Augmentation",
+    "ResizeShortestEdge",
+    "RandomFlip",
+    "apply_augmentations",
 ]
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -668,3 +672,133 @@ class TransformList(Transform):
         return isinstance(other, TransformList) and self.transforms == other.transforms
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class Augmentation:
+    """A (possibly random) policy that picks a :class:`Transform` for an image.
+
+    ``get_transform(image)`` returns the deterministic transform to apply to the
+    image and to all its annotations, so that they stay consistent.
+    """
+
+    def get_transform(self, image: Array) -> Transform:
+        raise NotImplementedError(f"{type(self).__name__} does not implement get_transform")
+
+    def __call__(self, image: Array) -> tuple[Array, Transform]:
+        transform = self.get_transform(image)
+        return transform.apply_image(image), transform
+
+
+def _short_edge_size(h: int, w: int, short_edge_length: int, max_size: float) -> tuple[int, int]:
+    scale = short_edge_length / min(h, w)
+    new_h, new_w = (short_edge_length, scale * w) if h < w else (scale * h, short_edge_length)
+    if max(new_h, new_w) > max_size:
+        shrink = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * shrink, new_w * shrink
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+class ResizeShortestEdge(Augmentation):
+    """Resize so that the shorter side is ``short_edge_length`` (chosen at random from
+    a list or range) while the longer side stays within ``max_size`` (detectron2's
+    ``ResizeShortestEdge``).
+
+    Args:
+        short_edge_length: a length, or candidates: ``sample_style="choice"`` picks one
+            of them, ``"range"`` samples an int in [min, max] of two values.
+        max_size: the longer side never exceeds this.
+        sample_style: "choice" or "range".
+        interp: image interpolation of the resize.
+        rng: random generator (default: numpy's global one).
+    """
+
+    def __init__(
+        self,
+        short_edge_length: int | Sequence[int],
+        max_size: float = float("inf"),
+        sample_style: str = "range",
+        interp: str = "bilinear",
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if sample_style not in ("range", "choice"):
+            raise ValueError(f"sample_style: expected 'range' or 'choice', got {sample_style!r}")
+        lengths = (
+            [short_edge_length] if isinstance(short_edge_length, int) else list(short_edge_length)
+        )
+        if not lengths or any(not isinstance(v, (int, np.integer)) or v <= 0 for v in lengths):
+            raise ValueError(
+                f"short_edge_length: expected positive ints, got {short_edge_length!r}"
+            )
+        if sample_style == "range" and len(lengths) not in (1, 2):
+            raise ValueError(
+                f"short_edge_length: 'range' takes (min, max), got {short_edge_length!r}"
+            )
+        self.short_edge_length = lengths
+        self.max_size = max_size
+        self.sample_style = sample_style
+        self.interp = interp
+        self.rng = rng
+
+    def get_transform(self, image: Array) -> Transform:
+        _check_image(image, "image")
+        h, w = _image_hw(image)
+        rng = self.rng if self.rng is not None else np.random
+        if self.sample_style == "range":
+            low, high = self.short_edge_length[0], self.short_edge_length[-1]
+            size = (
+                int(rng.integers(low, high + 1))
+                if hasattr(rng, "integers")
+                else int(rng.randint(low, high + 1))
+            )
+        else:
+            size = int(self.short_edge_length[int(rng.choice(len(self.short_edge_length)))])
+        new_h, new_w = _short_edge_size(h, w, size, self.max_size)
+        if (new_h, new_w) == (h, w):
+            return NoOpTransform()
+        return ResizeTransform(h, w, new_h, new_w, self.interp)
+
+
+class RandomFlip(Augmentation):
+    """Flip the image horizontally (or vertically) with probability ``prob``.
+
+    Args:
+        prob: probability of flipping.
+        horizontal: flip left-right; ``vertical``: flip top-bottom (exactly one of them).
+        rng: random generator (default: numpy's global one).
+    """
+
+    def __init__(
+        self,
+        prob: float = 0.5,
+        *,
+        horizontal: bool = True,
+        vertical: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if horizontal == vertical:
+            raise ValueError("RandomFlip: exactly one of horizontal and vertical must be True")
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob: expected a probability in [0, 1], got {prob}")
+        self.prob = prob
+        self.horizontal = horizontal
+        self.rng = rng
+
+    def get_transform(self, image: Array) -> Transform:
+        _check_image(image, "image")
+        h, w = _image_hw(image)
+        rng = self.rng if self.rng is not None else np.random
+        if rng.random() >= self.prob:
+            return NoOpTransform()
+        return HFlipTransform(w) if self.horizontal else VFlipTransform(h)
+
+
+def apply_augmentations(
+    augmentations: Sequence[Augmentation], image: Array
+) -> tuple[Array, TransformList]:
+    """Apply augmentations in order; returns the image and the transforms applied
+    (to apply to its annotations)."""
+    transforms = []
+    for aug in augmentations:
+        image, t = aug(image)
+        transforms.append(t)
+    return image, TransformList(transforms)
