@@ -31,6 +31,13 @@ from vt_engine.datasets import (
     load_sem_seg,
     register_coco_instances,
 )
+from vt_engine.detection import (
+    DetectionDatasetMapper,
+    DetectionModel,
+    MapDataset,
+    annotations_to_instances,
+    transform_instance_annotations,
+)
 from vt_engine.dist import (
     all_gather_object,
     all_reduce,
@@ -96,6 +103,12 @@ from vt_engine.visualization import LocalVisBackend, TensorboardVisBackend, Visu
 __version__ = "0.1.0"
 
 __all__ = [
+    # detection glue
+    "DetectionDatasetMapper",
+    "DetectionModel",
+    "MapDataset",
+    "annotations_to_instances",
+    "transform_instance_annotations",
     # embedded dataset
     "SyntheticShapes",
     "synthetic_shapes",
