@@ -12,6 +12,7 @@ import sys
 from vt_ops._build_info import build_info, cuda_available, get_num_threads, set_num_threads
 from vt_ops._torch_registry import register_torch_ops
 from vt_ops.boxes import box_ioa, box_iou
+from vt_ops.roi_ops import roi_align, roi_align_rotated, roi_pool
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,9 @@ __all__ = [
     "cuda_available",
     "get_num_threads",
     "register_torch_ops",
+    "roi_align",
+    "roi_align_rotated",
+    "roi_pool",
     "set_num_threads",
 ]
 

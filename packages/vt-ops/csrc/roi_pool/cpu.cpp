@@ -1,0 +1,118 @@
+#include <cfloat>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/bilinear.h"
+#include "common/parallel.h"
+#include "roi_pool/roi_pool.h"
+
+namespace vt_ops {
+namespace {
+
+constexpr int kChannelBlock = 8;
+
+template <class T>
+void check_batch_indices(const T* rois, const RoiAlignShape& s) {
+  for (int64_t k = 0; k < s.num_rois; ++k) {
+    const T b = rois[k * 5];
+    if (!(b >= T(0) && b < static_cast<T>(s.batch)))
+      throw std::invalid_argument("rois: batch index out of range at row " + std::to_string(k));
+  }
+}
+
+// Max and first argmax (row-major) of B channel planes over every bin window.
+template <int B, class T>
+void max_bins(const T* in, int64_t hw, int width, const std::vector<RoiPoolWindow>& windows,
+              T* out, int64_t* arg, int64_t bins) {
+  for (int64_t b = 0; b < bins; ++b) {
+    const RoiPoolWindow& r = windows[b];
+    const bool empty = r.empty();
+    T best[B];
+    int64_t where[B];
+    for (int j = 0; j < B; ++j) {
+      best[j] = empty ? T(0) : T(-FLT_MAX);
+      where[j] = -1;
+    }
+    for (int h = r.h0; h < r.h1; ++h) {
+      for (int w = r.w0; w < r.w1; ++w) {
+        const int64_t idx = static_cast<int64_t>(h) * width + w;
+        for (int j = 0; j < B; ++j) {
+          const T v = in[j * hw + idx];
+          if (v > best[j]) {
+            best[j] = v;
+            where[j] = idx;
+          }
+        }
+      }
+    }
+    for (int j = 0; j < B; ++j) {
+      out[j * bins + b] = best[j];
+      arg[j * bins + b] = where[j];
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int64_t* argmax,
+                          const RoiAlignShape& s, double spatial_scale) {
+  check_batch_indices(rois, s);
+  const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
+  const int64_t C = s.channels;
+  const int height = static_cast<int>(s.height), width = static_cast<int>(s.width);
+  parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<RoiPoolWindow> windows(static_cast<size_t>(bins));
+    for (int64_t k = begin; k < end; ++k) {
+      const RoiPoolGeometry<T> g =
+          roi_pool_geometry(rois + k * 5, static_cast<T>(spatial_scale), s.pooled_h, s.pooled_w);
+      for (int ph = 0; ph < s.pooled_h; ++ph)
+        for (int pw = 0; pw < s.pooled_w; ++pw)
+          windows[ph * s.pooled_w + pw] = roi_pool_window(g, ph, pw, height, width);
+      const T* in = input + g.batch * C * hw;
+      T* out = output + k * C * bins;
+      int64_t* arg = argmax + k * C * bins;
+      int64_t c = 0;
+      for (; c + kChannelBlock <= C; c += kChannelBlock)
+        max_bins<kChannelBlock>(in + c * hw, hw, width, windows, out + c * bins, arg + c * bins,
+                                bins);
+      for (; c < C; ++c) max_bins<1>(in + c * hw, hw, width, windows, out + c * bins,
+                                     arg + c * bins, bins);
+    }
+  });
+}
+
+template <class T>
+void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int64_t* argmax,
+                           T* grad_input, const RoiAlignShape& s) {
+  check_batch_indices(rois, s);
+  const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
+  const int64_t C = s.channels;
+  const int64_t threads = get_num_threads();
+  const int64_t grain = (C + 2 * threads - 1) / (2 * threads);
+  parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t k = 0; k < s.num_rois; ++k) {
+      const int64_t n = static_cast<int64_t>(rois[k * 5]);
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* g = grad_output + (k * C + c) * bins;
+        const int64_t* a = argmax + (k * C + c) * bins;
+        T* gin = grad_input + (n * C + c) * hw;
+        for (int64_t b = 0; b < bins; ++b) {
+          if (a[b] >= 0 && a[b] < hw) gin[a[b]] += g[b];
+        }
+      }
+    }
+  });
+}
+
+#define VT_INSTANTIATE(T)                                                                   \
+  template void roi_pool_forward_cpu<T>(const T*, const T*, T*, int64_t*, const RoiAlignShape&, \
+                                        double);                                            \
+  template void roi_pool_backward_cpu<T>(const T*, const T*, const int64_t*, T*,            \
+                                         const RoiAlignShape&);
+VT_INSTANTIATE(float)
+VT_INSTANTIATE(double)
+#undef VT_INSTANTIATE
+
+}  // namespace vt_ops
