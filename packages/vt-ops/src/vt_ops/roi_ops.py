@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from vt_ops import _C
 from vt_ops._arrays import (
     FLOATING,
@@ -32,11 +34,16 @@ from vt_ops._torch_registry import on_torch, torch_ops
 __all__ = ["roi_align", "roi_align_rotated", "roi_pool"]
 
 
-def _namespace(backend: Backend) -> Any:
-    """The array module (numpy, cupy or torch) of ``backend``."""
-    import importlib
+def _concatenate(backend: Backend, arrays: list[Any], axis: int) -> Any:
+    if backend is TORCH:
+        import torch
 
-    return importlib.import_module(backend.name)
+        return torch.cat(arrays, dim=axis)
+    if backend.name == "cupy":
+        import cupy
+
+        return cupy.concatenate(arrays, axis=axis)
+    return np.concatenate(arrays, axis=axis)
 
 
 def _output_size(output_size: Any) -> tuple[int, int]:
@@ -92,10 +99,10 @@ def _as_rois(backend: Backend, input: Any, boxes: Any, dtype: str, width: int, n
             check_same_device(backend, [(input, "input"), (b, part)])
             index = backend.empty((b.shape[0], 1), dtype, like=b)
             index[...] = i
-            parts.append(_namespace(backend).concatenate([index, b], axis=1))
+            parts.append(_concatenate(backend, [index, b], axis=1))
         if not parts:
             return backend.empty((0, width + 1), dtype, like=input)
-        return _namespace(backend).concatenate(parts, axis=0)
+        return _concatenate(backend, parts, axis=0)
     if backend_of(boxes, name) is not backend:
         raise TypeError(f"{name} must be an array of the same library as input")
     check_shape(boxes, name, (None, width + 1))
