@@ -1,11 +1,12 @@
 // CPU ROIAlign. Per ROI, the sampling points of every bin are reduced once to
-// a list of (pixel offset, weight) taps; the channel loop then only gathers
-// (forward) or scatters (backward), several channels at a time so that the
-// independent accumulations overlap.
+// a list of (pixel offset, weight) taps; the channel loop (roi_blocked.h) then
+// only gathers (forward) or scatters (backward), several channels at a time so
+// that the independent accumulations overlap.
 //
 // Axis-aligned ROIs are separable: a bin's taps are the outer product of its
 // row taps and column taps, with the taps that several sampling points share
 // merged, so e.g. 2x2 points over a 1-pixel bin read 9 pixels instead of 16.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,14 +14,18 @@
 #include "common/bilinear.h"
 #include "common/parallel.h"
 #include "roi_align/roi_align.h"
+#include "roi_align/roi_blocked.h"
 
 namespace vt_ops {
 namespace {
 
 constexpr int kChannelBlock = 8;
 
+constexpr int64_t kTapBudget = int64_t(1) << 20;  // taps planned at once (~12 MB in float)
+
 template <class T>
 struct RoiTaps {
+  int64_t batch = 0;
   std::vector<int64_t> offset;  // y * width + x
   std::vector<T> weight;        // includes 1 / (points per bin)
   std::vector<int64_t> begin;   // bin b's taps are [begin[b], begin[b + 1])
@@ -160,70 +165,76 @@ void scatter_bins(const T* grad, int64_t bins, const RoiTaps<T>& taps, int64_t h
   }
 }
 
+// An upper bound on the taps of one ROI (sizes its batch of plans).
+template <class T>
+int64_t taps_bound(const RoiAlignGeometry<T>& g, const RoiAlignShape& s, bool rotated) {
+  const int64_t bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
+  const int64_t gh = std::max(g.grid_h, 0), gw = std::max(g.grid_w, 0);
+  int64_t per_bin = 4 * gh * gw;
+  if (!rotated) {
+    const T bh = g.bin_h < T(0) ? -g.bin_h : g.bin_h, bw = g.bin_w < T(0) ? -g.bin_w : g.bin_w;
+    const T merged = (std::min(bh, static_cast<T>(s.height)) + T(3)) *
+                     (std::min(bw, static_cast<T>(s.width)) + T(3));
+    per_bin = std::min(per_bin, static_cast<int64_t>(merged));
+  }
+  return std::max<int64_t>(1, bins * per_bin);
+}
+
+// Plans every ROI and calls body(taps, k, c0, c1) per ROI and channel block.
+template <class T, class Body>
+void for_roi_taps(const T* rois, const RoiAlignShape& s, const RoiAlignParams& p, bool split_rois,
+                  Body&& body) {
+  const int roi_width = p.rotated ? 6 : 5;
+  check_batch_indices(rois, s, roi_width);
+  roi_channel_blocked<RoiTaps<T>>(
+      s.num_rois, s.channels, kChannelBlock, split_rois, kTapBudget,
+      [&](int64_t k) { return taps_bound(geometry(rois + k * roi_width, s, p), s, p.rotated); },
+      [&](int64_t k, RoiTaps<T>& taps) {
+        const RoiAlignGeometry<T> g = geometry(rois + k * roi_width, s, p);
+        taps.batch = g.batch;
+        build_taps(g, s, p.rotated, taps);
+      },
+      [&](int64_t k, const RoiTaps<T>& taps, int64_t c0, int64_t c1) { body(taps, k, c0, c1); });
+}
+
 }  // namespace
 
 template <class T>
 void roi_align_forward_cpu(const T* input, const T* rois, T* output, const RoiAlignShape& s,
                            const RoiAlignParams& p) {
-  const int roi_width = p.rotated ? 6 : 5;
-  check_batch_indices(rois, s, roi_width);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
-  // Split channels too when there are few ROIs, so every thread has work.
-  const int64_t max_blocks = (C + kChannelBlock - 1) / kChannelBlock;
-  const int64_t want = (4 * static_cast<int64_t>(get_num_threads()) + s.num_rois - 1) /
-                       (s.num_rois > 0 ? s.num_rois : 1);
-  const int64_t blocks = want < 1 ? 1 : (want > max_blocks ? max_blocks : want);
-  const int64_t block_c = ((C + blocks - 1) / blocks + kChannelBlock - 1) / kChannelBlock *
-                          kChannelBlock;
-  parallel_for(0, s.num_rois * blocks, 1, [&](int64_t begin, int64_t end) {
-    RoiTaps<T> taps;
-    int64_t built = -1;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t k = task / blocks;
-      const int64_t c0 = (task % blocks) * block_c;
-      const int64_t c1 = c0 + block_c < C ? c0 + block_c : C;
-      if (c0 >= c1) continue;
-      const RoiAlignGeometry<T> g = geometry(rois + k * roi_width, s, p);
-      if (built != k) {
-        build_taps(g, s, p.rotated, taps);
-        built = k;
-      }
-      const T* in = input + (g.batch * C) * hw;
-      T* out = output + (k * C) * bins;
-      int64_t c = c0;
-      for (; c + kChannelBlock <= c1; c += kChannelBlock)
-        gather_bins<kChannelBlock>(in + c * hw, hw, taps, bins, out + c * bins);
-      for (; c < c1; ++c) gather_bins<1>(in + c * hw, hw, taps, bins, out + c * bins);
-    }
-  });
+  for_roi_taps(rois, s, p, /*split_rois=*/true,
+               [&](const RoiTaps<T>& taps, int64_t k, int64_t c0, int64_t c1) {
+                 const T* in = input + (taps.batch * C + c0) * hw;
+                 T* out = output + (k * C + c0) * bins;
+                 if (c1 - c0 == kChannelBlock) {
+                   gather_bins<kChannelBlock>(in, hw, taps, bins, out);
+                 } else {
+                   for (int64_t c = 0; c < c1 - c0; ++c)
+                     gather_bins<1>(in + c * hw, hw, taps, bins, out + c * bins);
+                 }
+               });
 }
 
 template <class T>
 void roi_align_backward_cpu(const T* grad_output, const T* rois, T* grad_input,
                             const RoiAlignShape& s, const RoiAlignParams& p) {
-  const int roi_width = p.rotated ? 6 : 5;
-  check_batch_indices(rois, s, roi_width);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
-  // Every thread owns whole channels (no two threads write one grad_input
-  // element) and visits the ROIs in order: the sums do not depend on threads.
-  const int64_t threads = get_num_threads();
-  int64_t grain = (C + 2 * threads - 1) / (2 * threads);
-  grain = grain < kChannelBlock ? kChannelBlock : grain;
-  parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
-    RoiTaps<T> taps;
-    for (int64_t k = 0; k < s.num_rois; ++k) {
-      const RoiAlignGeometry<T> g = geometry(rois + k * roi_width, s, p);
-      build_taps(g, s, p.rotated, taps);
-      const T* grad = grad_output + (k * C) * bins;
-      T* gin = grad_input + (g.batch * C) * hw;
-      int64_t c = c0;
-      for (; c + kChannelBlock <= c1; c += kChannelBlock)
-        scatter_bins<kChannelBlock>(grad + c * bins, bins, taps, hw, gin + c * hw);
-      for (; c < c1; ++c) scatter_bins<1>(grad + c * bins, bins, taps, hw, gin + c * hw);
-    }
-  });
+  // Tasks own whole channel blocks and visit the ROIs in order: no two threads
+  // write one grad_input element and the sums do not depend on the threads.
+  for_roi_taps(rois, s, p, /*split_rois=*/false,
+               [&](const RoiTaps<T>& taps, int64_t k, int64_t c0, int64_t c1) {
+                 const T* grad = grad_output + (k * C + c0) * bins;
+                 T* gin = grad_input + (taps.batch * C + c0) * hw;
+                 if (c1 - c0 == kChannelBlock) {
+                   scatter_bins<kChannelBlock>(grad, bins, taps, hw, gin);
+                 } else {
+                   for (int64_t c = 0; c < c1 - c0; ++c)
+                     scatter_bins<1>(grad + c * bins, bins, taps, hw, gin + c * hw);
+                 }
+               });
 }
 
 #define VT_INSTANTIATE(T)                                                                   \

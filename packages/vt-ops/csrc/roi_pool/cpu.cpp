@@ -5,12 +5,14 @@
 
 #include "common/bilinear.h"
 #include "common/parallel.h"
+#include "roi_align/roi_blocked.h"
 #include "roi_pool/roi_pool.h"
 
 namespace vt_ops {
 namespace {
 
 constexpr int kChannelBlock = 8;
+constexpr int64_t kPlanBudget = int64_t(1) << 18;  // bins planned at once
 
 template <class T>
 void check_batch_indices(const T* rois, const RoiAlignShape& s) {
@@ -53,6 +55,11 @@ void max_bins(const T* in, int64_t hw, int width, const std::vector<RoiPoolWindo
   }
 }
 
+struct PoolPlan {
+  int64_t batch = 0;
+  std::vector<RoiPoolWindow> windows;
+};
+
 }  // namespace
 
 template <class T>
@@ -62,25 +69,30 @@ void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int64_t* arg
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
   const int height = static_cast<int>(s.height), width = static_cast<int>(s.width);
-  parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
-    std::vector<RoiPoolWindow> windows(static_cast<size_t>(bins));
-    for (int64_t k = begin; k < end; ++k) {
-      const RoiPoolGeometry<T> g =
-          roi_pool_geometry(rois + k * 5, static_cast<T>(spatial_scale), s.pooled_h, s.pooled_w);
-      for (int ph = 0; ph < s.pooled_h; ++ph)
-        for (int pw = 0; pw < s.pooled_w; ++pw)
-          windows[ph * s.pooled_w + pw] = roi_pool_window(g, ph, pw, height, width);
-      const T* in = input + g.batch * C * hw;
-      T* out = output + k * C * bins;
-      int64_t* arg = argmax + k * C * bins;
-      int64_t c = 0;
-      for (; c + kChannelBlock <= C; c += kChannelBlock)
-        max_bins<kChannelBlock>(in + c * hw, hw, width, windows, out + c * bins, arg + c * bins,
-                                bins);
-      for (; c < C; ++c) max_bins<1>(in + c * hw, hw, width, windows, out + c * bins,
-                                     arg + c * bins, bins);
-    }
-  });
+  roi_channel_blocked<PoolPlan>(
+      s.num_rois, C, kChannelBlock, /*split_rois=*/true, kPlanBudget,
+      [&](int64_t) { return bins; },
+      [&](int64_t k, PoolPlan& plan) {
+        const RoiPoolGeometry<T> g =
+            roi_pool_geometry(rois + k * 5, static_cast<T>(spatial_scale), s.pooled_h, s.pooled_w);
+        plan.batch = g.batch;
+        plan.windows.resize(static_cast<size_t>(bins));
+        for (int ph = 0; ph < s.pooled_h; ++ph)
+          for (int pw = 0; pw < s.pooled_w; ++pw)
+            plan.windows[ph * s.pooled_w + pw] = roi_pool_window(g, ph, pw, height, width);
+      },
+      [&](int64_t k, const PoolPlan& plan, int64_t c0, int64_t c1) {
+        const T* in = input + (plan.batch * C + c0) * hw;
+        T* out = output + (k * C + c0) * bins;
+        int64_t* arg = argmax + (k * C + c0) * bins;
+        if (c1 - c0 == kChannelBlock) {
+          max_bins<kChannelBlock>(in, hw, width, plan.windows, out, arg, bins);
+        } else {
+          for (int64_t c = 0; c < c1 - c0; ++c)
+            max_bins<1>(in + c * hw, hw, width, plan.windows, out + c * bins, arg + c * bins,
+                        bins);
+        }
+      });
 }
 
 template <class T>
@@ -89,21 +101,21 @@ void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int64_t* a
   check_batch_indices(rois, s);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
-  const int64_t threads = get_num_threads();
-  const int64_t grain = (C + 2 * threads - 1) / (2 * threads);
-  parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
-    for (int64_t k = 0; k < s.num_rois; ++k) {
-      const int64_t n = static_cast<int64_t>(rois[k * 5]);
-      for (int64_t c = c0; c < c1; ++c) {
-        const T* g = grad_output + (k * C + c) * bins;
-        const int64_t* a = argmax + (k * C + c) * bins;
-        T* gin = grad_input + (n * C + c) * hw;
-        for (int64_t b = 0; b < bins; ++b) {
-          if (a[b] >= 0 && a[b] < hw) gin[a[b]] += g[b];
+  // Tasks own whole channel blocks and visit the ROIs in order (deterministic).
+  roi_channel_blocked<int64_t>(
+      s.num_rois, C, kChannelBlock, /*split_rois=*/false, kPlanBudget,
+      [&](int64_t) { return bins; },
+      [&](int64_t k, int64_t& batch) { batch = static_cast<int64_t>(rois[k * 5]); },
+      [&](int64_t k, int64_t batch, int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const T* g = grad_output + (k * C + c) * bins;
+          const int64_t* a = argmax + (k * C + c) * bins;
+          T* gin = grad_input + (batch * C + c) * hw;
+          for (int64_t b = 0; b < bins; ++b) {
+            if (a[b] >= 0 && a[b] < hw) gin[a[b]] += g[b];
+          }
         }
-      }
-    }
-  });
+      });
 }
 
 #define VT_INSTANTIATE(T)                                                                   \
