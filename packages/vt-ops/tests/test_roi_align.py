@@ -209,6 +209,16 @@ def test_half_inputs_accumulate_in_float32(dtype):
     assert xg.grad.dtype == dtype
 
 
+def test_float32_boxes_with_half_input():
+    x = torch.randn(1, 4, 12, 12).half()
+    rois = random_rois(5, 1, 12, 12)
+    torch.testing.assert_close(
+        vt_ops.roi_align(x, rois, 3, 1.0, 2, True),
+        torchvision.ops.roi_align(x.float(), rois, 3, 1.0, 2, True).half(),
+    )
+    assert vt_ops.roi_pool(x, rois, 3).dtype == torch.float16
+
+
 def test_channels_last_input():
     x = torch.randn(2, 6, 15, 18)
     rois = random_rois(9, 2, 15, 18)

@@ -98,7 +98,7 @@ def test_registered_as_torch_custom_ops():
     rois = random_rois(6, 2, 9, 11, dtype=torch.float64)
     torch.library.opcheck(torch.ops.vt_ops.roi_pool.default, (x, rois, 1.0, 2, 3))
     out, argmax = torch.ops.vt_ops.roi_pool(x.detach(), rois, 1.0, 2, 3)
-    assert argmax.dtype == torch.int64 and argmax.shape == out.shape
+    assert argmax.dtype == torch.int32 and argmax.shape == out.shape
     torch.library.opcheck(
         torch.ops.vt_ops.roi_pool_backward.default,
         (torch.randn_like(out), rois, argmax, [2, 3, 9, 11]),

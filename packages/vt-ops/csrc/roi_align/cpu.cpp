@@ -5,14 +5,13 @@
 //
 // Axis-aligned ROIs are separable: a bin's taps are the outer product of its
 // row taps and column taps, with the taps that several sampling points share
-// merged, so e.g. 2x2 points over a 1-pixel bin read 9 pixels instead of 16.
+// merged, so e.g. 2x2 points over a 1-pixel bin read at most 9 pixels, not 16.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/bilinear.h"
-#include "common/parallel.h"
 #include "roi_align/roi_align.h"
 #include "roi_align/roi_blocked.h"
 

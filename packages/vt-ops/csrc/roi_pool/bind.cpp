@@ -11,7 +11,9 @@ namespace {
 
 void check_argmax(const Array& argmax, const RoiAlignShape& s) {
   check_shape(argmax, "argmax", {s.num_rois, s.channels, s.pooled_h, s.pooled_w});
-  if (!has_dtype<int64_t>(argmax)) throw nb::type_error("argmax: expected int64");
+  check_arg(s.height * s.width < (int64_t(1) << 31),
+            "input: height * width must be below 2**31 (argmax is int32)");
+  if (!has_dtype<int32_t>(argmax)) throw nb::type_error("argmax: expected int32");
 }
 
 void roi_pool_forward_entry(const Array& input, const Array& rois, const Array& output,
@@ -25,7 +27,7 @@ void roi_pool_forward_entry(const Array& input, const Array& rois, const Array& 
     const T* x = data_ptr<T>(input);
     const T* r = data_ptr<T>(rois);
     T* out = mutable_ptr<T>(output);
-    int64_t* arg = mutable_ptr<int64_t>(argmax);
+    int32_t* arg = mutable_ptr<int32_t>(argmax);
     nb::gil_scoped_release release;
     if (device == Device::CPU) {
       roi_pool_forward_cpu<T>(x, r, out, arg, s, spatial_scale);
@@ -53,7 +55,7 @@ void roi_pool_backward_entry(const Array& grad_output, const Array& rois, const 
     using T = decltype(zero);
     const T* g = data_ptr<T>(grad_output);
     const T* r = data_ptr<T>(rois);
-    const int64_t* arg = data_ptr<int64_t>(argmax);
+    const int32_t* arg = data_ptr<int32_t>(argmax);
     T* gin = mutable_ptr<T>(grad_input);
     nb::gil_scoped_release release;
     if (device == Device::CPU) {

@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "common/bilinear.h"
-#include "common/parallel.h"
 #include "roi_align/roi_blocked.h"
 #include "roi_pool/roi_pool.h"
 
@@ -26,25 +25,24 @@ void check_batch_indices(const T* rois, const RoiAlignShape& s) {
 // Max and first argmax (row-major) of B channel planes over every bin window.
 template <int B, class T>
 void max_bins(const T* in, int64_t hw, int width, const std::vector<RoiPoolWindow>& windows,
-              T* out, int64_t* arg, int64_t bins) {
+              T* out, int32_t* arg, int64_t bins) {
   for (int64_t b = 0; b < bins; ++b) {
     const RoiPoolWindow& r = windows[b];
     const bool empty = r.empty();
     T best[B];
-    int64_t where[B];
+    int32_t where[B];
     for (int j = 0; j < B; ++j) {
       best[j] = empty ? T(0) : T(-FLT_MAX);
       where[j] = -1;
     }
     for (int h = r.h0; h < r.h1; ++h) {
       for (int w = r.w0; w < r.w1; ++w) {
-        const int64_t idx = static_cast<int64_t>(h) * width + w;
-        for (int j = 0; j < B; ++j) {
+        const int32_t idx = h * width + w;
+        for (int j = 0; j < B; ++j) {  // branch free: maxima move unpredictably
           const T v = in[j * hw + idx];
-          if (v > best[j]) {
-            best[j] = v;
-            where[j] = idx;
-          }
+          const bool greater = v > best[j];
+          best[j] = greater ? v : best[j];
+          where[j] = greater ? idx : where[j];
         }
       }
     }
@@ -63,7 +61,7 @@ struct PoolPlan {
 }  // namespace
 
 template <class T>
-void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int64_t* argmax,
+void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int32_t* argmax,
                           const RoiAlignShape& s, double spatial_scale) {
   check_batch_indices(rois, s);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
@@ -84,7 +82,7 @@ void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int64_t* arg
       [&](int64_t k, const PoolPlan& plan, int64_t c0, int64_t c1) {
         const T* in = input + (plan.batch * C + c0) * hw;
         T* out = output + (k * C + c0) * bins;
-        int64_t* arg = argmax + (k * C + c0) * bins;
+        int32_t* arg = argmax + (k * C + c0) * bins;
         if (c1 - c0 == kChannelBlock) {
           max_bins<kChannelBlock>(in, hw, width, plan.windows, out, arg, bins);
         } else {
@@ -96,7 +94,7 @@ void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int64_t* arg
 }
 
 template <class T>
-void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int32_t* argmax,
                            T* grad_input, const RoiAlignShape& s) {
   check_batch_indices(rois, s);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
@@ -109,7 +107,7 @@ void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int64_t* a
       [&](int64_t k, int64_t batch, int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           const T* g = grad_output + (k * C + c) * bins;
-          const int64_t* a = argmax + (k * C + c) * bins;
+          const int32_t* a = argmax + (k * C + c) * bins;
           T* gin = grad_input + (batch * C + c) * hw;
           for (int64_t b = 0; b < bins; ++b) {
             if (a[b] >= 0 && a[b] < hw) gin[a[b]] += g[b];
@@ -119,9 +117,9 @@ void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int64_t* a
 }
 
 #define VT_INSTANTIATE(T)                                                                   \
-  template void roi_pool_forward_cpu<T>(const T*, const T*, T*, int64_t*, const RoiAlignShape&, \
+  template void roi_pool_forward_cpu<T>(const T*, const T*, T*, int32_t*, const RoiAlignShape&, \
                                         double);                                            \
-  template void roi_pool_backward_cpu<T>(const T*, const T*, const int64_t*, T*,            \
+  template void roi_pool_backward_cpu<T>(const T*, const T*, const int32_t*, T*,            \
                                          const RoiAlignShape&);
 VT_INSTANTIATE(float)
 VT_INSTANTIATE(double)

@@ -13,7 +13,7 @@ constexpr int kThreads = 256;
 
 template <class T>
 __global__ void roi_pool_forward_kernel(const T* __restrict__ input, const T* __restrict__ rois,
-                                        T* __restrict__ output, int64_t* __restrict__ argmax,
+                                        T* __restrict__ output, int32_t* __restrict__ argmax,
                                         RoiAlignShape s, T spatial_scale, int64_t total) {
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total;
        index += static_cast<int64_t>(blockDim.x) * gridDim.x) {
@@ -26,12 +26,12 @@ __global__ void roi_pool_forward_kernel(const T* __restrict__ input, const T* __
     const RoiPoolWindow r = roi_pool_window(g, ph, pw, static_cast<int>(s.height),
                                             static_cast<int>(s.width));
     T best = r.empty() ? T(0) : T(-FLT_MAX);
-    int64_t where = -1;
+    int32_t where = -1;
     if (g.batch >= 0 && g.batch < s.batch) {
       const T* plane = input + (g.batch * s.channels + c) * s.height * s.width;
       for (int h = r.h0; h < r.h1; ++h) {
         for (int w = r.w0; w < r.w1; ++w) {
-          const int64_t idx = static_cast<int64_t>(h) * s.width + w;
+          const int32_t idx = h * static_cast<int32_t>(s.width) + w;
           if (plane[idx] > best) {
             best = plane[idx];
             where = idx;
@@ -49,7 +49,7 @@ __global__ void roi_pool_forward_kernel(const T* __restrict__ input, const T* __
 template <class T>
 __global__ void roi_pool_backward_kernel(const T* __restrict__ grad_output,
                                          const T* __restrict__ rois,
-                                         const int64_t* __restrict__ argmax,
+                                         const int32_t* __restrict__ argmax,
                                          T* __restrict__ grad_input, RoiAlignShape s,
                                          int64_t total) {
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total;
@@ -71,7 +71,7 @@ unsigned num_blocks(int64_t total) {
 }  // namespace
 
 template <class T>
-void roi_pool_forward_cuda(const T* input, const T* rois, T* output, int64_t* argmax,
+void roi_pool_forward_cuda(const T* input, const T* rois, T* output, int32_t* argmax,
                            const RoiAlignShape& s, double spatial_scale, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
@@ -81,7 +81,7 @@ void roi_pool_forward_cuda(const T* input, const T* rois, T* output, int64_t* ar
 }
 
 template <class T>
-void roi_pool_backward_cuda(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward_cuda(const T* grad_output, const T* rois, const int32_t* argmax,
                             T* grad_input, const RoiAlignShape& s, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
@@ -91,9 +91,9 @@ void roi_pool_backward_cuda(const T* grad_output, const T* rois, const int64_t* 
 }
 
 #define VT_INSTANTIATE(T)                                                                    \
-  template void roi_pool_forward_cuda<T>(const T*, const T*, T*, int64_t*,                   \
+  template void roi_pool_forward_cuda<T>(const T*, const T*, T*, int32_t*,                   \
                                          const RoiAlignShape&, double, std::uintptr_t);      \
-  template void roi_pool_backward_cuda<T>(const T*, const T*, const int64_t*, T*,            \
+  template void roi_pool_backward_cuda<T>(const T*, const T*, const int32_t*, T*,            \
                                           const RoiAlignShape&, std::uintptr_t);
 VT_INSTANTIATE(float)
 VT_INSTANTIATE(double)

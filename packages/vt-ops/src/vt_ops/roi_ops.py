@@ -112,8 +112,9 @@ def _as_rois(backend: Backend, input: Any, boxes: Any, dtype: str, width: int, n
 
 
 def _check_dtype(backend: Backend, x: Any, name: str, dtype: str) -> None:
+    """Boxes have input's dtype; float32 boxes may go with float16/bfloat16 input (autocast)."""
     got = backend.dtype_name(x)
-    if got != dtype:
+    if got != dtype and not (got == "float32" and dtype in ("float16", "bfloat16")):
         raise TypeError(f"{name}: expected the dtype of input ({dtype}), got {got}")
 
 
@@ -190,7 +191,7 @@ def _launch_roi_pool(
     x, r, work = _prepare(backend, input, rois, rotated=False)
     shape = (r.shape[0], x.shape[1], pooled_h, pooled_w)
     out = backend.empty(shape, work, like=x)
-    argmax = backend.empty(shape, "int64", like=x)
+    argmax = backend.empty(shape, "int32", like=x)
     if math.prod(shape):
         _C.roi_pool_forward(x, r, out, argmax, spatial_scale, backend.stream(x))
     return backend.astype(out, dtype), argmax
@@ -307,7 +308,7 @@ def _define_torch_ops() -> None:
     @roi_pool_op.register_fake
     def _(input, rois, spatial_scale, pooled_height, pooled_width):
         shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
-        return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+        return input.new_empty(shape), input.new_empty(shape, dtype=torch.int32)
 
     @torch.library.custom_op(
         "vt_ops::roi_pool_backward",
@@ -369,8 +370,9 @@ def roi_align(
     Args:
         input (Array[N, C, H, W]): features, numpy, torch or cupy, any floating dtype.
         boxes (Array[K, 5] or List[Array[L, 4]]): boxes in (x1, y1, x2, y2) format,
-            of input's library, dtype and device. A single array carries the batch
-            index in its first column; a list holds the boxes of image i at index i.
+            of input's library, dtype (or float32 for a float16/bfloat16 input) and
+            device. A single array carries the batch index in its first column; a
+            list holds the boxes of image i at index i.
         output_size (int or Tuple[int, int]): (height, width) of each pooled output.
         spatial_scale (float): scales box coordinates to input coordinates, e.g.
             1/16 for a stride-16 feature map.
@@ -414,9 +416,9 @@ def roi_align_rotated(
 
     Coordinates are continuous: pixel ``i`` covers ``[i, i + 1)`` and is sampled
     at ``i + 0.5``, so an angle of 0 gives ``roi_align(..., aligned=True)`` on the
-    equivalent (x1, y1, x2, y2) box. Bin (ph, pw) samples the box's own frame,
-    rows along the rotated height axis. Differentiable with respect to
-    ``input`` (torch).
+    equivalent (x1, y1, x2, y2) box. Output rows follow the box's height axis
+    and columns its width axis, both turned with the box. Differentiable with
+    respect to ``input`` (torch).
     """
     return _roi_align(input, rois, output_size, spatial_scale, sampling_ratio, True, True)
 
