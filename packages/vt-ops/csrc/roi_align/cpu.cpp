@@ -7,8 +7,6 @@
 // row taps and column taps, with the taps that several sampling points share
 // merged, so e.g. 2x2 points over a 1-pixel bin read at most 9 pixels, not 16.
 #include <algorithm>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "common/bilinear.h"
@@ -17,8 +15,6 @@
 
 namespace vt_ops {
 namespace {
-
-constexpr int kChannelBlock = 8;
 
 constexpr int64_t kTapBudget = int64_t(1) << 20;  // taps planned at once (~12 MB in float)
 
@@ -123,15 +119,6 @@ RoiAlignGeometry<T> geometry(const T* roi, const RoiAlignShape& s, const RoiAlig
                                         p.aligned);
 }
 
-template <class T>
-void check_batch_indices(const T* rois, const RoiAlignShape& s, int roi_width) {
-  for (int64_t k = 0; k < s.num_rois; ++k) {
-    const T b = rois[k * roi_width];
-    if (!(b >= T(0) && b < static_cast<T>(s.batch)))
-      throw std::invalid_argument("rois: batch index out of range at row " + std::to_string(k));
-  }
-}
-
 // out[j * bins + b] = sum of the taps of bin b over channel plane j, j < B.
 template <int B, class T>
 void gather_bins(const T* in, int64_t hw, const RoiTaps<T>& taps, int64_t bins, T* out) {
@@ -184,9 +171,9 @@ template <class T, class Body>
 void for_roi_taps(const T* rois, const RoiAlignShape& s, const RoiAlignParams& p, bool split_rois,
                   Body&& body) {
   const int roi_width = p.rotated ? 6 : 5;
-  check_batch_indices(rois, s, roi_width);
+  check_roi_batch_indices(rois, s.num_rois, roi_width, s.batch);
   roi_channel_blocked<RoiTaps<T>>(
-      s.num_rois, s.channels, kChannelBlock, split_rois, kTapBudget,
+      s.num_rois, s.channels, kRoiChannelBlock, split_rois, kTapBudget,
       [&](int64_t k) { return taps_bound(geometry(rois + k * roi_width, s, p), s, p.rotated); },
       [&](int64_t k, RoiTaps<T>& taps) {
         const RoiAlignGeometry<T> g = geometry(rois + k * roi_width, s, p);
@@ -207,8 +194,8 @@ void roi_align_forward_cpu(const T* input, const T* rois, T* output, const RoiAl
                [&](const RoiTaps<T>& taps, int64_t k, int64_t c0, int64_t c1) {
                  const T* in = input + (taps.batch * C + c0) * hw;
                  T* out = output + (k * C + c0) * bins;
-                 if (c1 - c0 == kChannelBlock) {
-                   gather_bins<kChannelBlock>(in, hw, taps, bins, out);
+                 if (c1 - c0 == kRoiChannelBlock) {
+                   gather_bins<kRoiChannelBlock>(in, hw, taps, bins, out);
                  } else {
                    for (int64_t c = 0; c < c1 - c0; ++c)
                      gather_bins<1>(in + c * hw, hw, taps, bins, out + c * bins);
@@ -227,8 +214,8 @@ void roi_align_backward_cpu(const T* grad_output, const T* rois, T* grad_input,
                [&](const RoiTaps<T>& taps, int64_t k, int64_t c0, int64_t c1) {
                  const T* grad = grad_output + (k * C + c0) * bins;
                  T* gin = grad_input + (taps.batch * C + c0) * hw;
-                 if (c1 - c0 == kChannelBlock) {
-                   scatter_bins<kChannelBlock>(grad, bins, taps, hw, gin);
+                 if (c1 - c0 == kRoiChannelBlock) {
+                   scatter_bins<kRoiChannelBlock>(grad, bins, taps, hw, gin);
                  } else {
                    for (int64_t c = 0; c < c1 - c0; ++c)
                      scatter_bins<1>(grad + c * bins, bins, taps, hw, gin + c * hw);

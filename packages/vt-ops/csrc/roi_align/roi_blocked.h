@@ -9,11 +9,27 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "common/parallel.h"
 
 namespace vt_ops {
+
+// Channels a CPU ROI task handles together: enough independent accumulations
+// to hide latency, few enough planes to stay in cache.
+constexpr int kRoiChannelBlock = 8;
+
+// Throws unless every ROI's batch index (its first of `roi_width` values) is in [0, batch).
+template <class T>
+void check_roi_batch_indices(const T* rois, int64_t num_rois, int roi_width, int64_t batch) {
+  for (int64_t k = 0; k < num_rois; ++k) {
+    const T b = rois[k * roi_width];
+    if (!(b >= T(0) && b < static_cast<T>(batch)))
+      throw std::invalid_argument("rois: batch index out of range at row " + std::to_string(k));
+  }
+}
 
 // Plans are built for batches of ROIs whose summed cost(k) stays below
 // `budget` (bounding the memory of the plans), then

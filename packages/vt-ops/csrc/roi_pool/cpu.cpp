@@ -1,6 +1,4 @@
 #include <cfloat>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "common/bilinear.h"
@@ -10,17 +8,7 @@
 namespace vt_ops {
 namespace {
 
-constexpr int kChannelBlock = 8;
 constexpr int64_t kPlanBudget = int64_t(1) << 18;  // bins planned at once
-
-template <class T>
-void check_batch_indices(const T* rois, const RoiAlignShape& s) {
-  for (int64_t k = 0; k < s.num_rois; ++k) {
-    const T b = rois[k * 5];
-    if (!(b >= T(0) && b < static_cast<T>(s.batch)))
-      throw std::invalid_argument("rois: batch index out of range at row " + std::to_string(k));
-  }
-}
 
 // Max and first argmax (row-major) of B channel planes over every bin window.
 template <int B, class T>
@@ -63,12 +51,12 @@ struct PoolPlan {
 template <class T>
 void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int32_t* argmax,
                           const RoiAlignShape& s, double spatial_scale) {
-  check_batch_indices(rois, s);
+  check_roi_batch_indices(rois, s.num_rois, 5, s.batch);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
   const int height = static_cast<int>(s.height), width = static_cast<int>(s.width);
   roi_channel_blocked<PoolPlan>(
-      s.num_rois, C, kChannelBlock, /*split_rois=*/true, kPlanBudget,
+      s.num_rois, C, kRoiChannelBlock, /*split_rois=*/true, kPlanBudget,
       [&](int64_t) { return bins; },
       [&](int64_t k, PoolPlan& plan) {
         const RoiPoolGeometry<T> g =
@@ -83,8 +71,8 @@ void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int32_t* arg
         const T* in = input + (plan.batch * C + c0) * hw;
         T* out = output + (k * C + c0) * bins;
         int32_t* arg = argmax + (k * C + c0) * bins;
-        if (c1 - c0 == kChannelBlock) {
-          max_bins<kChannelBlock>(in, hw, width, plan.windows, out, arg, bins);
+        if (c1 - c0 == kRoiChannelBlock) {
+          max_bins<kRoiChannelBlock>(in, hw, width, plan.windows, out, arg, bins);
         } else {
           for (int64_t c = 0; c < c1 - c0; ++c)
             max_bins<1>(in + c * hw, hw, width, plan.windows, out + c * bins, arg + c * bins,
@@ -96,12 +84,12 @@ void roi_pool_forward_cpu(const T* input, const T* rois, T* output, int32_t* arg
 template <class T>
 void roi_pool_backward_cpu(const T* grad_output, const T* rois, const int32_t* argmax,
                            T* grad_input, const RoiAlignShape& s) {
-  check_batch_indices(rois, s);
+  check_roi_batch_indices(rois, s.num_rois, 5, s.batch);
   const int64_t hw = s.height * s.width, bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
   const int64_t C = s.channels;
   // Tasks own whole channel blocks and visit the ROIs in order (deterministic).
   roi_channel_blocked<int64_t>(
-      s.num_rois, C, kChannelBlock, /*split_rois=*/false, kPlanBudget,
+      s.num_rois, C, kRoiChannelBlock, /*split_rois=*/false, kPlanBudget,
       [&](int64_t) { return bins; },
       [&](int64_t k, int64_t& batch) { batch = static_cast<int64_t>(rois[k * 5]); },
       [&](int64_t k, int64_t batch, int64_t c0, int64_t c1) {
