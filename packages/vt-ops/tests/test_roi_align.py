@@ -572,3 +572,28 @@ def test_cuda_rotated_matches_cpu():
         results[device] = (out.cpu(), xd.grad.cpu())
     torch.testing.assert_close(results["cuda"][0], results["cpu"][0])
     torch.testing.assert_close(results["cuda"][1], results["cpu"][1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 5),
+    bad_row=st.integers(0, 4),
+    column=st.integers(0, 5),
+    value=st.sampled_from([float("nan"), float("inf"), -float("inf"), -1.0, 3.0, 1e9]),
+    rotated=st.booleans(),
+)
+def test_property_bad_rois_raise_value_error(k, bad_row, column, value, rotated):
+    x = torch.randn(3, 2, 6, 6)
+    rois = torch.tensor([[1.0, 1.0, 1.0, 4.0, 4.0, 10.0]]).repeat(k, 1)
+    if not rotated:
+        rois = rois[:, :5]
+        column = min(column, 4)
+    finite = value == value and abs(value) != float("inf")
+    if finite and column != 0 and not (rotated and column in (3, 4) and value < 0):
+        value = float("nan")  # a finite coordinate is valid; make it invalid
+    rois[bad_row % k, column] = value
+    fn = vt_ops.roi_align_rotated if rotated else vt_ops.roi_align
+    with pytest.raises(ValueError, match=r"finite|batch index|non-negative"):
+        fn(x, rois, 2)
+    with pytest.raises(ValueError, match=r"finite|batch index|non-negative"):
+        fn(x.numpy(), rois.numpy(), 2)

@@ -86,7 +86,7 @@ def _as_rois(backend: Backend, input: Any, boxes: Any, dtype: str, width: int, n
     """``boxes`` as a K x (width + 1) array with the batch index first.
 
     ``boxes`` is either that array already or a list with one L x width array
-    per image. Checks library, shape, dtype (that of ``input``) and device.
+    per image. Checks library, shape, dtype (see ``_check_dtype``) and device.
     """
     if isinstance(boxes, (list, tuple)):
         parts = []
@@ -97,7 +97,7 @@ def _as_rois(backend: Backend, input: Any, boxes: Any, dtype: str, width: int, n
             check_shape(b, part, (None, width))
             _check_dtype(backend, b, part, dtype)
             check_same_device(backend, [(input, "input"), (b, part)])
-            index = backend.empty((b.shape[0], 1), dtype, like=b)
+            index = backend.empty((b.shape[0], 1), backend.dtype_name(b), like=b)
             index[...] = i
             parts.append(_concatenate(backend, [index, b], axis=1))
         if not parts:
