@@ -3,10 +3,12 @@
 // only gathers (forward) or scatters (backward), several channels at a time so
 // that the independent accumulations overlap.
 //
-// Axis-aligned ROIs are separable: a bin's taps are the outer product of its
-// row taps and column taps, with the taps that several sampling points share
-// merged, so e.g. 2x2 points over a 1-pixel bin read at most 9 pixels, not 16.
+// Taps that several sampling points of a bin share are merged, so e.g. 2x2
+// points over a 1-pixel bin read at most 9 pixels, not 16. Axis-aligned ROIs
+// are separable: a bin's taps are the outer product of its (merged) row taps
+// and column taps; rotated bins sort and merge their taps.
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "common/bilinear.h"
@@ -27,7 +29,33 @@ struct RoiTaps {
   // per-axis scratch of the separable (axis-aligned) case
   std::vector<int> y_idx, x_idx, y_begin, x_begin;
   std::vector<T> y_w, x_w;
+  std::vector<std::pair<int64_t, T>> bin_scratch;  // rotated case
 };
+
+// Sums the taps of the last bin (those from `first` on) that share a pixel.
+template <class T>
+void merge_bin_taps(RoiTaps<T>& taps, size_t first) {
+  const size_t n = taps.offset.size() - first;
+  if (n <= 4) return;  // one sampling point: four distinct pixels
+  auto& pairs = taps.bin_scratch;
+  pairs.clear();
+  for (size_t i = first; i < taps.offset.size(); ++i)
+    pairs.emplace_back(taps.offset[i], taps.weight[i]);
+  std::sort(pairs.begin(), pairs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = first;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (out > first && taps.offset[out - 1] == pairs[i].first) {
+      taps.weight[out - 1] += pairs[i].second;
+    } else {
+      taps.offset[out] = pairs[i].first;
+      taps.weight[out] = pairs[i].second;
+      ++out;
+    }
+  }
+  taps.offset.resize(out);
+  taps.weight.resize(out);
+}
 
 // Row (or column) taps of every bin along one axis, shared taps merged.
 template <class T>
@@ -92,6 +120,7 @@ void build_taps(const RoiAlignGeometry<T>& g, const RoiAlignShape& s, bool rotat
   }
   for (int ph = 0; ph < s.pooled_h; ++ph) {
     for (int pw = 0; pw < s.pooled_w; ++pw) {
+      const size_t first = taps.offset.size();
       for (int iy = 0; iy < g.grid_h; ++iy) {
         for (int ix = 0; ix < g.grid_w; ++ix) {
           T y, x;
@@ -106,6 +135,7 @@ void build_taps(const RoiAlignGeometry<T>& g, const RoiAlignShape& s, bool rotat
           }
         }
       }
+      merge_bin_taps(taps, first);
       taps.begin[++bin] = static_cast<int64_t>(taps.offset.size());
     }
   }
