@@ -8,6 +8,7 @@
 // are separable: a bin's taps are the outer product of its (merged) row taps
 // and column taps; rotated bins sort and merge their taps.
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -181,19 +182,17 @@ void scatter_bins(const T* grad, int64_t bins, const RoiTaps<T>& taps, int64_t h
   }
 }
 
-// An upper bound on the taps of one ROI (sizes its batch of plans).
+// An upper bound on the taps of one ROI, at most kTapBudget (sizes its batch of plans).
 template <class T>
 int64_t taps_bound(const RoiAlignGeometry<T>& g, const RoiAlignShape& s, bool rotated) {
-  const int64_t bins = static_cast<int64_t>(s.pooled_h) * s.pooled_w;
-  const int64_t gh = std::max(g.grid_h, 0), gw = std::max(g.grid_w, 0);
-  int64_t per_bin = 4 * gh * gw;
+  const double bins = static_cast<double>(s.pooled_h) * s.pooled_w;
+  double per_bin = 4.0 * std::max(g.grid_h, 0) * std::max(g.grid_w, 0);
   if (!rotated) {
-    const T bh = g.bin_h < T(0) ? -g.bin_h : g.bin_h, bw = g.bin_w < T(0) ? -g.bin_w : g.bin_w;
-    const T merged = (std::min(bh, static_cast<T>(s.height)) + T(3)) *
-                     (std::min(bw, static_cast<T>(s.width)) + T(3));
-    per_bin = std::min(per_bin, static_cast<int64_t>(merged));
+    const double bh = std::min<double>(std::abs(g.bin_h), static_cast<double>(s.height));
+    const double bw = std::min<double>(std::abs(g.bin_w), static_cast<double>(s.width));
+    per_bin = std::min(per_bin, (bh + 3) * (bw + 3));
   }
-  return std::max<int64_t>(1, bins * per_bin);
+  return static_cast<int64_t>(std::max(1.0, std::min(bins * per_bin, double(kTapBudget))));
 }
 
 // Plans every ROI and calls body(taps, k, c0, c1) per ROI and channel block.
