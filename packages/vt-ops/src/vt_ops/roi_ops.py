@@ -119,17 +119,21 @@ def _check_dtype(backend: Backend, x: Any, name: str, dtype: str) -> None:
 
 
 def _check_roi_values(backend: Backend, rois: Any, batch_size: int, rotated: bool) -> None:
-    """Data-dependent checks, run eagerly inside the op (a device sync on CUDA)."""
+    """Data-dependent checks, run eagerly inside the op (one device sync on CUDA)."""
     name = "rois" if rotated else "boxes"
     if rois.shape[0] == 0:
         return
-    if not bool((abs(rois) < math.inf).all()):
-        raise ValueError(f"{name}: coordinates must be finite (found NaN or inf)")
+    finite = abs(rois) < math.inf
     index = rois[:, 0]
-    if not bool(((index >= 0) & (index < batch_size)).all()):
+    in_range = (index >= 0) & (index < batch_size)
+    sizes = rois[:, 3:5] >= 0 if rotated else finite
+    if bool(finite.all() & in_range.all() & sizes.all()):
+        return
+    if not bool(finite.all()):
+        raise ValueError(f"{name}: coordinates must be finite (found NaN or inf)")
+    if not bool(in_range.all()):
         raise ValueError(f"{name}: batch index (column 0) out of range [0, {batch_size})")
-    if rotated and not bool((rois[:, 3:5] >= 0).all()):
-        raise ValueError(f"{name}: width and height (columns 3, 4) must be non-negative")
+    raise ValueError(f"{name}: width and height (columns 3, 4) must be non-negative")
 
 
 def _prepare(backend: Backend, input: Any, rois: Any, rotated: bool) -> tuple[Any, Any, str]:
@@ -386,7 +390,8 @@ def roi_align(
         Array[K, C, output_size[0], output_size[1]]: of input's kind, device and dtype.
 
     Sampling points more than one pixel outside the feature map contribute
-    zero. Differentiable with respect to ``input`` (torch). Equal to
+    zero. Differentiable with respect to ``input`` (torch); the CPU backward is
+    deterministic, the CUDA backward accumulates with atomicAdd. Equal to
     ``torchvision.ops.roi_align``.
     """
     return _roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned, False)
