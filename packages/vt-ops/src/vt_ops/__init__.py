@@ -14,6 +14,7 @@ from vt_ops._torch_registry import register_torch_ops
 from vt_ops.boxes import box_ioa, box_iou, box_iou_rotated
 from vt_ops.confusion import confusion_matrix
 from vt_ops.nms import batched_nms, batched_nms_rotated, nms, nms_rotated
+from vt_ops.roi_ops import roi_align, roi_align_rotated, roi_pool
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,9 @@ __all__ = [
     "nms",
     "nms_rotated",
     "register_torch_ops",
+    "roi_align",
+    "roi_align_rotated",
+    "roi_pool",
     "set_num_threads",
 ]
 
