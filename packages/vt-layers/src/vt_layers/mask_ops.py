@@ -1,0 +1,245 @@
+"""Pasting fixed-resolution instance masks (e.g. 28x28 predictions) into the image."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "paste_mask_in_image_old",
+    "paste_masks_in_image",
+    "paste_masks_in_image_fast",
+]
+
+# The GPU path pastes masks in chunks so that the temporary grid and the soft masks of
+# one chunk stay under this many bytes.
+GPU_MEM_LIMIT = 1024**3
+# Temporaries per pasted pixel: the sampling grid (2 x float32), the sampled value
+# (float32) and the thresholded value (1 byte).
+_BYTES_PER_PIXEL = 13
+
+
+def _boxes_tensor(boxes: Any, n: int, fn: str) -> torch.Tensor:
+    """A Boxes-like object (with ``.tensor``) or a Tensor[N, 4] -> Tensor[N, 4]."""
+    if not isinstance(boxes, torch.Tensor):
+        tensor = getattr(boxes, "tensor", None)
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(
+                f"{fn}: boxes must be a Tensor[N, 4] or Boxes, got {type(boxes).__name__}"
+            )
+        boxes = tensor
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{fn}: boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if boxes.shape[0] != n:
+        raise ValueError(f"{fn}: got {n} masks but {boxes.shape[0]} boxes")
+    if not boxes.is_floating_point():
+        boxes = boxes.float()
+    return boxes
+
+
+def _check_masks(masks: Any, fn: str) -> None:
+    if not isinstance(masks, torch.Tensor):
+        raise TypeError(f"{fn}: masks must be a Tensor, got {type(masks).__name__}")
+    if masks.dim() != 3:
+        raise ValueError(f"{fn}: masks must have shape (N, Hmask, Wmask), got {tuple(masks.shape)}")
+
+
+def _check_image_shape(image_shape: Any, fn: str) -> tuple[int, int]:
+    if len(image_shape) != 2:
+        raise ValueError(f"{fn}: image_shape must be (height, width), got {image_shape}")
+    img_h, img_w = int(image_shape[0]), int(image_shape[1])
+    if img_h < 0 or img_w < 0:
+        raise ValueError(f"{fn}: image_shape must be non-negative, got {image_shape}")
+    return img_h, img_w
+
+
+def _do_paste_mask(
+    masks: torch.Tensor, boxes: torch.Tensor, img_h: int, img_w: int, skip_empty: bool
+) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """Bilinearly sample ``masks`` (N, 1, Hm, Wm) at the image pixel centres inside ``boxes``.
+
+    Pixel ``(y, x)`` of the image has its centre at ``(y + 0.5, x + 0.5)``; the mask
+    covers the box exactly, so mask cell ``(i, j)`` has its centre at
+    ``x0 + (j + 0.5) * (x1 - x0) / Wm``. Outside the mask the value is 0.
+
+    With ``skip_empty``, only the region covered by the boxes (plus one pixel) is
+    computed; the returned slices place it in the image.
+    """
+    device = masks.device
+    if skip_empty:
+        x0_int, y0_int = (
+            (boxes.min(dim=0).values.floor()[:2] - 1).clamp(min=0).to(torch.int64).tolist()
+        )
+        x1_int = int(boxes[:, 2].max().ceil().clamp(max=img_w) + 1)
+        y1_int = int(boxes[:, 3].max().ceil().clamp(max=img_h) + 1)
+        x1_int, y1_int = max(min(x1_int, img_w), 0), max(min(y1_int, img_h), 0)
+        x0_int, y0_int = min(x0_int, x1_int), min(y0_int, y1_int)
+    else:
+        x0_int, y0_int, x1_int, y1_int = 0, 0, img_w, img_h
+    x0, y0, x1, y1 = torch.split(boxes, 1, dim=1)  # each is (N, 1)
+    n = masks.shape[0]
+    img_y = torch.arange(y0_int, y1_int, device=device, dtype=torch.float32) + 0.5
+    img_x = torch.arange(x0_int, x1_int, device=device, dtype=torch.float32) + 0.5
+    img_y = (img_y - y0) / (y1 - y0) * 2 - 1  # (N, h)
+    img_x = (img_x - x0) / (x1 - x0) * 2 - 1  # (N, w)
+    gx = img_x[:, None, :].expand(n, img_y.size(1), img_x.size(1))
+    gy = img_y[:, :, None].expand(n, img_y.size(1), img_x.size(1))
+    grid = torch.stack([gx, gy], dim=3)
+    if not masks.is_floating_point():
+        masks = masks.float()
+    img_masks = F.grid_sample(masks, grid.to(masks.dtype), align_corners=False)
+    if skip_empty:
+        return img_masks[:, 0], (slice(y0_int, y1_int), slice(x0_int, x1_int))
+    return img_masks[:, 0], ()
+
+
+def paste_masks_in_image(
+    masks: torch.Tensor, boxes: Any, image_shape: tuple[int, int], threshold: float = 0.5
+) -> torch.Tensor:
+    """Paste a set of masks that are of a fixed resolution (e.g., 28 x 28) into an image.
+
+    The location, height, and width for pasting each mask is determined by their
+    corresponding bounding boxes in boxes.
+
+    Every image pixel whose centre lies in a box gets the bilinear interpolation of the
+    mask at that centre (the mask exactly covers its box; outside of the mask, values
+    are 0), then the threshold. On CPU, masks are pasted one by one over the region of
+    their box only; on GPU, in chunks whose temporaries stay under 1 GiB. Both compute
+    the same values.
+
+    Note:
+        This is a complicated but more accurate implementation. In actual deployment, it
+        is often enough to use a faster but less accurate implementation, see
+        :func:`paste_masks_in_image_fast`.
+
+    Args:
+        masks (Tensor[Bimg, Hmask, Wmask]): the predicted masks of Bimg detected instances
+            (e.g., Hmask = Wmask = 28), values in [0, 1].
+        boxes (Boxes or Tensor[Bimg, 4]): boxes in (x1, y1, x2, y2) image coordinates;
+            boxes[i] and masks[i] correspond to the same object instance.
+        image_shape (tuple): height, width.
+        threshold (float): a threshold in [0, 1] for converting the (soft) masks to binary
+            masks; a negative value returns the soft masks as uint8 ``mask * 255``
+            (for visualization and debugging).
+
+    Returns:
+        Tensor[Bimg, Himage, Wimage]: bool (or uint8 for a negative threshold), on the
+        device of ``boxes``; img_masks[i] is the binary mask of instance i.
+    """
+    fn = "paste_masks_in_image"
+    _check_masks(masks, fn)
+    n = masks.shape[0]
+    boxes = _boxes_tensor(boxes, n, fn)
+    img_h, img_w = _check_image_shape(image_shape, fn)
+    return _paste_masks(
+        masks, boxes, img_h, img_w, threshold, one_by_one=boxes.device.type == "cpu"
+    )
+
+
+def _paste_masks(
+    masks: torch.Tensor,
+    boxes: torch.Tensor,
+    img_h: int,
+    img_w: int,
+    threshold: float,
+    one_by_one: bool,
+) -> torch.Tensor:
+    """Paste validated masks; one by one over each box's region, or in memory-bounded chunks."""
+    out_dtype = torch.bool if threshold >= 0 else torch.uint8
+    device = boxes.device
+    masks = masks.to(device)
+    n = masks.shape[0]
+    img_masks = torch.zeros(n, img_h, img_w, device=device, dtype=out_dtype)
+    if n == 0 or img_h == 0 or img_w == 0:
+        return img_masks
+    if one_by_one:
+        num_chunks = n
+    else:
+        num_chunks = min(math.ceil(n * img_h * img_w * _BYTES_PER_PIXEL / GPU_MEM_LIMIT), n)
+    for inds in torch.chunk(torch.arange(n, device=device), num_chunks):
+        chunk, spatial = _do_paste_mask(
+            masks[inds, None, :, :], boxes[inds], img_h, img_w, skip_empty=one_by_one
+        )
+        chunk = chunk >= threshold if threshold >= 0 else (chunk * 255).to(dtype=torch.uint8)
+        img_masks[(inds, *spatial)] = chunk
+    return img_masks
+
+
+def paste_mask_in_image_old(
+    mask: torch.Tensor, box: torch.Tensor, img_h: int, img_w: int, threshold: float = 0.5
+) -> torch.Tensor:
+    """Paste a single mask in an image: the fast approximate algorithm of Detectron.
+
+    The box is truncated to integer pixel coordinates; the mask is resized (bilinear,
+    anti-aliased like PIL's) to ``(y1 - y0 + 1, x1 - x0 + 1)`` pixel samples, thresholded
+    with ``> threshold`` and copied into the image. An example (1D) box with continuous
+    coordinates (x0=0.7, x1=4.3) maps to discrete coordinates (x0=0, x1=4), i.e. 5
+    pixels, not ``x1 - x0``.
+
+    Args:
+        mask (Tensor[Hmask, Wmask]): soft mask, values in [0, 1].
+        box (Tensor[4]): (x1, y1, x2, y2) in image coordinates.
+        img_h: image height.
+        img_w: image width.
+        threshold: binarization threshold; negative returns uint8 ``mask * 255``.
+
+    Returns:
+        Tensor[img_h, img_w]: bool (uint8 for a negative threshold), on ``mask``'s device.
+    """
+    box = box.to(dtype=torch.int32).tolist()
+    out_dtype = torch.bool if threshold >= 0 else torch.uint8
+    im_mask = torch.zeros((img_h, img_w), dtype=out_dtype, device=mask.device)
+    samples_w = box[2] - box[0] + 1  # number of pixel samples, *not* geometric width
+    samples_h = box[3] - box[1] + 1
+    if samples_w <= 0 or samples_h <= 0:
+        return im_mask
+    src = mask if mask.is_floating_point() else mask.float()
+    resized = F.interpolate(
+        src[None, None],
+        size=(samples_h, samples_w),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0]
+    resized = resized > threshold if threshold >= 0 else (resized * 255).to(torch.uint8)
+    x_0, x_1 = max(box[0], 0), min(box[2] + 1, img_w)
+    y_0, y_1 = max(box[1], 0), min(box[3] + 1, img_h)
+    if x_1 > x_0 and y_1 > y_0:
+        im_mask[y_0:y_1, x_0:x_1] = resized[
+            y_0 - box[1] : y_1 - box[1], x_0 - box[0] : x_1 - box[0]
+        ]
+    return im_mask
+
+
+def paste_masks_in_image_fast(
+    masks: torch.Tensor, boxes: Any, image_shape: tuple[int, int], threshold: float = 0.5
+) -> torch.Tensor:
+    """Faster, less accurate :func:`paste_masks_in_image`: resize each mask to its box and copy.
+
+    Uses :func:`paste_mask_in_image_old` per mask: boxes are truncated to whole pixels, so
+    a pasted mask can be shifted by up to one pixel compared to the accurate version.
+
+    Args:
+        masks (Tensor[Bimg, Hmask, Wmask]): soft masks, values in [0, 1].
+        boxes (Boxes or Tensor[Bimg, 4]): boxes in (x1, y1, x2, y2) image coordinates.
+        image_shape (tuple): height, width.
+        threshold (float): binarization threshold (``> threshold``); negative returns
+            uint8 ``mask * 255``.
+
+    Returns:
+        Tensor[Bimg, Himage, Wimage]: bool (uint8 for a negative threshold).
+    """
+    fn = "paste_masks_in_image_fast"
+    _check_masks(masks, fn)
+    boxes = _boxes_tensor(boxes, masks.shape[0], fn)
+    img_h, img_w = _check_image_shape(image_shape, fn)
+    masks = masks.to(boxes.device)
+    if masks.shape[0] == 0:
+        dtype = torch.bool if threshold >= 0 else torch.uint8
+        return torch.zeros(0, img_h, img_w, dtype=dtype, device=boxes.device)
+    return torch.stack(
+        [paste_mask_in_image_old(m, b, img_h, img_w, threshold) for m, b in zip(masks, boxes)]
+    )
