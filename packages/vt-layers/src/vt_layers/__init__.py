@@ -6,6 +6,7 @@ from vt_layers import encoders
 from vt_layers.aspp import ASPP
 from vt_layers.batch_norm import FrozenBatchNorm2d, LayerNorm, NaiveSyncBatchNorm, get_norm
 from vt_layers.blocks import CNNBlockBase, DepthwiseSeparableConv2d
+from vt_layers.deform_conv import DeformConv, ModulatedDeformConv
 from vt_layers.losses import (
     ciou_loss,
     diou_loss,
@@ -19,6 +20,8 @@ from vt_layers.mask_ops import (
     paste_masks_in_image,
     paste_masks_in_image_fast,
 )
+from vt_layers.nms import batched_nms, batched_nms_rotated, nms, nms_rotated
+from vt_layers.roi_align import ROIAlign, ROIAlignRotated, roi_align, roi_align_rotated
 from vt_layers.shape_spec import ShapeSpec
 from vt_layers.weight_init import c2_msra_fill, c2_xavier_fill
 from vt_layers.wrappers import (
@@ -55,6 +58,18 @@ __all__ = [
     "ShapeSpec",
     "c2_msra_fill",
     "c2_xavier_fill",
+    # deformable convolution
+    "DeformConv",
+    "ModulatedDeformConv",
+    # pooling and NMS
+    "ROIAlign",
+    "ROIAlignRotated",
+    "roi_align",
+    "roi_align_rotated",
+    "nms",
+    "batched_nms",
+    "nms_rotated",
+    "batched_nms_rotated",
     # masks
     "paste_masks_in_image",
     "paste_masks_in_image_fast",
