@@ -56,44 +56,42 @@ def _check_image_shape(image_shape: Any, fn: str) -> tuple[int, int]:
     return img_h, img_w
 
 
-def _do_paste_mask(
-    masks: torch.Tensor, boxes: torch.Tensor, img_h: int, img_w: int, skip_empty: bool
-) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """Bilinearly sample ``masks`` (N, 1, Hm, Wm) at the image pixel centres inside ``boxes``.
+def _sample_masks(
+    masks: torch.Tensor, boxes: torch.Tensor, y0: int, y1: int, x0: int, x1: int
+) -> torch.Tensor:
+    """Bilinearly sample ``masks`` (N, Hm, Wm) at the pixel centres of image rows y0:y1, cols x0:x1.
 
     Pixel ``(y, x)`` of the image has its centre at ``(y + 0.5, x + 0.5)``; the mask
-    covers the box exactly, so mask cell ``(i, j)`` has its centre at
+    covers its box exactly, so mask cell ``(i, j)`` has its centre at
     ``x0 + (j + 0.5) * (x1 - x0) / Wm``. Outside the mask the value is 0.
 
-    With ``skip_empty``, only the region covered by the boxes (plus one pixel) is
-    computed; the returned slices place it in the image.
+    Returns:
+        Tensor[N, y1 - y0, x1 - x0]: the soft values.
     """
     device = masks.device
-    if skip_empty:
-        x0_int, y0_int = (
-            (boxes.min(dim=0).values.floor()[:2] - 1).clamp(min=0).to(torch.int64).tolist()
-        )
-        x1_int = int(boxes[:, 2].max().ceil().clamp(max=img_w) + 1)
-        y1_int = int(boxes[:, 3].max().ceil().clamp(max=img_h) + 1)
-        x1_int, y1_int = max(min(x1_int, img_w), 0), max(min(y1_int, img_h), 0)
-        x0_int, y0_int = min(x0_int, x1_int), min(y0_int, y1_int)
-    else:
-        x0_int, y0_int, x1_int, y1_int = 0, 0, img_w, img_h
-    x0, y0, x1, y1 = torch.split(boxes, 1, dim=1)  # each is (N, 1)
+    bx0, by0, bx1, by1 = torch.split(boxes, 1, dim=1)  # each is (N, 1)
     n = masks.shape[0]
-    img_y = torch.arange(y0_int, y1_int, device=device, dtype=torch.float32) + 0.5
-    img_x = torch.arange(x0_int, x1_int, device=device, dtype=torch.float32) + 0.5
-    img_y = (img_y - y0) / (y1 - y0) * 2 - 1  # (N, h)
-    img_x = (img_x - x0) / (x1 - x0) * 2 - 1  # (N, w)
+    img_y = torch.arange(y0, y1, device=device, dtype=torch.float32) + 0.5
+    img_x = torch.arange(x0, x1, device=device, dtype=torch.float32) + 0.5
+    img_y = (img_y - by0) / (by1 - by0) * 2 - 1  # (N, h)
+    img_x = (img_x - bx0) / (bx1 - bx0) * 2 - 1  # (N, w)
     gx = img_x[:, None, :].expand(n, img_y.size(1), img_x.size(1))
     gy = img_y[:, :, None].expand(n, img_y.size(1), img_x.size(1))
     grid = torch.stack([gx, gy], dim=3)
     if not masks.is_floating_point():
         masks = masks.float()
-    img_masks = F.grid_sample(masks, grid.to(masks.dtype), align_corners=False)
-    if skip_empty:
-        return img_masks[:, 0], (slice(y0_int, y1_int), slice(x0_int, x1_int))
-    return img_masks[:, 0], ()
+    return F.grid_sample(masks[:, None], grid.to(masks.dtype), align_corners=False)[:, 0]
+
+
+def _box_regions(boxes: torch.Tensor, img_h: int, img_w: int) -> list[list[int]]:
+    """Integer (x0, y0, x1, y1) image region of each box, one pixel wider on each side.
+
+    Pixels outside it get 0 from the bilinear sampling, so only it needs computing.
+    """
+    lo = (boxes[:, :2].floor() - 1).clamp(min=0)
+    hi = boxes[:, 2:].ceil() + 1
+    hi = torch.minimum(hi, hi.new_tensor([img_w, img_h])).clamp(min=0)
+    return torch.cat([torch.minimum(lo, hi), hi], 1).to(torch.int64).tolist()
 
 
 def paste_masks_in_image(
@@ -156,16 +154,21 @@ def _paste_masks(
     if n == 0 or img_h == 0 or img_w == 0:
         return img_masks
     if one_by_one:
-        num_chunks = n
-    else:
-        num_chunks = min(math.ceil(n * img_h * img_w * _BYTES_PER_PIXEL / GPU_MEM_LIMIT), n)
+        for i, (x0, y0, x1, y1) in enumerate(_box_regions(boxes, img_h, img_w)):
+            if x1 > x0 and y1 > y0:
+                soft = _sample_masks(masks[i : i + 1], boxes[i : i + 1], y0, y1, x0, x1)
+                img_masks[i, y0:y1, x0:x1] = _binarize(soft[0], threshold)
+        return img_masks
+    num_chunks = min(math.ceil(n * img_h * img_w * _BYTES_PER_PIXEL / GPU_MEM_LIMIT), n)
     for inds in torch.chunk(torch.arange(n, device=device), num_chunks):
-        chunk, spatial = _do_paste_mask(
-            masks[inds, None, :, :], boxes[inds], img_h, img_w, skip_empty=one_by_one
-        )
-        chunk = chunk >= threshold if threshold >= 0 else (chunk * 255).to(dtype=torch.uint8)
-        img_masks[(inds, *spatial)] = chunk
+        soft = _sample_masks(masks[inds], boxes[inds], 0, img_h, 0, img_w)
+        img_masks[inds] = _binarize(soft, threshold)
     return img_masks
+
+
+def _binarize(soft: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``soft >= threshold``, or uint8 ``soft * 255`` for a negative threshold."""
+    return soft >= threshold if threshold >= 0 else (soft * 255).to(dtype=torch.uint8)
 
 
 def paste_mask_in_image_old(

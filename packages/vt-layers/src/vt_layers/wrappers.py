@@ -104,14 +104,20 @@ class Conv2d(nn.Conv2d):
     Extra keyword arguments supported in addition to those of :class:`torch.nn.Conv2d`:
 
     Args:
+        *args: as ``torch.nn.Conv2d``.
         norm (nn.Module, optional): a normalization layer, applied after the convolution.
         activation (callable(Tensor) -> Tensor, optional): an activation function, applied
             after ``norm``.
+        **kwargs: as ``torch.nn.Conv2d``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        norm = kwargs.pop("norm", None)
-        activation = kwargs.pop("activation", None)
+    def __init__(
+        self,
+        *args: Any,
+        norm: nn.Module | None = None,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.norm = norm
         self.activation = activation
