@@ -192,13 +192,23 @@ def paste_mask_in_image_old(
     Returns:
         Tensor[img_h, img_w]: bool (uint8 for a negative threshold), on ``mask``'s device.
     """
-    box = box.to(dtype=torch.int32).tolist()
     out_dtype = torch.bool if threshold >= 0 else torch.uint8
     im_mask = torch.zeros((img_h, img_w), dtype=out_dtype, device=mask.device)
+    _paste_old_into(im_mask, mask, box.to(dtype=torch.int32).tolist(), threshold)
+    return im_mask
+
+
+def _paste_old_into(
+    im_mask: torch.Tensor, mask: torch.Tensor, box: list[int], threshold: float
+) -> None:
+    """Resize ``mask`` to the integer ``box`` (x0, y0, x1, y1, inclusive) and write it into ``im_mask``."""
+    img_h, img_w = im_mask.shape
     samples_w = box[2] - box[0] + 1  # number of pixel samples, *not* geometric width
     samples_h = box[3] - box[1] + 1
-    if samples_w <= 0 or samples_h <= 0:
-        return im_mask
+    x_0, x_1 = max(box[0], 0), min(box[2] + 1, img_w)
+    y_0, y_1 = max(box[1], 0), min(box[3] + 1, img_h)
+    if samples_w <= 0 or samples_h <= 0 or x_1 <= x_0 or y_1 <= y_0:
+        return
     src = mask if mask.is_floating_point() else mask.float()
     resized = F.interpolate(
         src[None, None],
@@ -208,13 +218,7 @@ def paste_mask_in_image_old(
         antialias=True,
     )[0, 0]
     resized = resized > threshold if threshold >= 0 else (resized * 255).to(torch.uint8)
-    x_0, x_1 = max(box[0], 0), min(box[2] + 1, img_w)
-    y_0, y_1 = max(box[1], 0), min(box[3] + 1, img_h)
-    if x_1 > x_0 and y_1 > y_0:
-        im_mask[y_0:y_1, x_0:x_1] = resized[
-            y_0 - box[1] : y_1 - box[1], x_0 - box[0] : x_1 - box[0]
-        ]
-    return im_mask
+    im_mask[y_0:y_1, x_0:x_1] = resized[y_0 - box[1] : y_1 - box[1], x_0 - box[0] : x_1 - box[0]]
 
 
 def paste_masks_in_image_fast(
@@ -240,9 +244,8 @@ def paste_masks_in_image_fast(
     boxes = _boxes_tensor(boxes, masks.shape[0], fn)
     img_h, img_w = _check_image_shape(image_shape, fn)
     masks = masks.to(boxes.device)
-    if masks.shape[0] == 0:
-        dtype = torch.bool if threshold >= 0 else torch.uint8
-        return torch.zeros(0, img_h, img_w, dtype=dtype, device=boxes.device)
-    return torch.stack(
-        [paste_mask_in_image_old(m, b, img_h, img_w, threshold) for m, b in zip(masks, boxes)]
-    )
+    dtype = torch.bool if threshold >= 0 else torch.uint8
+    img_masks = torch.zeros(masks.shape[0], img_h, img_w, dtype=dtype, device=boxes.device)
+    for i, box in enumerate(boxes.to(dtype=torch.int32).tolist()):
+        _paste_old_into(img_masks[i], masks[i], box, threshold)
+    return img_masks
