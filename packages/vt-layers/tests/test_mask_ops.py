@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vt_layers.mask_ops as mask_ops
 from vt_layers import paste_mask_in_image_old, paste_masks_in_image, paste_masks_in_image_fast
@@ -67,6 +69,25 @@ def test_paste_matches_reference(threshold):
     else:  # zero threshold: every pixel within a pixel of the box is set (bilinear support)
         _assert_binary_matches(out, ref, threshold, tol=0)
     assert not out[1].any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x0=st.floats(-30, 60),
+    y0=st.floats(-30, 40),
+    w=st.floats(0.05, 70),
+    h=st.floats(0.05, 50),
+    hm=st.integers(1, 12),
+    wm=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_paste_property_against_reference(x0, y0, w, h, hm, wm, seed):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.rand(1, hm, wm, generator=g)
+    boxes = torch.tensor([[x0, y0, x0 + w, y0 + h]], dtype=torch.float32)
+    out = paste_masks_in_image(masks, boxes, (30, 40))
+    ref = reference_soft_paste(masks.numpy(), boxes.double().numpy(), 30, 40)
+    _assert_binary_matches(out, ref, 0.5, tol=1e-3)
 
 
 def test_paste_soft_values_uint8():

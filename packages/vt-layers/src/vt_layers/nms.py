@@ -1,4 +1,8 @@
-"""Non-maximum suppression of axis-aligned and rotated boxes (torch API over vt-ops)."""
+"""Non-maximum suppression of axis-aligned and rotated boxes (torch API over vt-ops).
+
+Equal scores are visited by increasing index, on CPU and CUDA alike; NaN or infinite
+boxes or scores raise ValueError.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,15 @@ import vt_ops
 __all__ = ["batched_nms", "batched_nms_rotated", "nms", "nms_rotated"]
 
 
-def _upcast_half(boxes: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """float16/bfloat16 lack the range for the per-class offsets of batched NMS: use float32."""
-    if boxes.dtype in (torch.float16, torch.bfloat16):
-        boxes = boxes.float()
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
-    return boxes, scores
-
-
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Performs non-maximum suppression (NMS) on the boxes according to their intersection-over-union (IoU).
 
     NMS iteratively removes lower scoring boxes which have an IoU greater than
     iou_threshold with another (higher scoring) box.
 
-    If multiple boxes have the exact same score and satisfy the IoU criterion with
-    respect to a reference box, the selected box is not guaranteed to be the same
-    between CPU and GPU. This is similar to the behavior of argsort in PyTorch when
-    repeated values are present.
+    If multiple boxes have the exact same score, they are visited by increasing index,
+    so CPU and GPU select the same box (torchvision and detectron2 give no such
+    guarantee).
 
     Args:
         boxes (Tensor[N, 4]): boxes to perform NMS on, in (x1, y1, x2, y2) format.
@@ -47,8 +41,9 @@ def batched_nms(
     """Performs non-maximum suppression in a batched fashion; same as torchvision's, but safer.
 
     Each index value correspond to a category, and NMS will not be applied between
-    elements of different categories. Half-precision boxes are computed in float32,
-    whose range the per-category separation needs.
+    elements of different categories. Categories are separated inside the kernel (no
+    coordinate offsets), so the result is exact for any coordinates and dtypes;
+    float16/bfloat16 are computed in float32.
 
     Args:
         boxes (Tensor[N, 4]): boxes in (x1, y1, x2, y2) format.
@@ -60,7 +55,6 @@ def batched_nms(
         Tensor: int64 tensor with the indices of the elements that have been kept by
         NMS, sorted in decreasing order of scores.
     """
-    boxes, scores = _upcast_half(boxes, scores)
     return vt_ops.batched_nms(boxes, scores, idxs, iou_threshold)
 
 
@@ -117,5 +111,4 @@ def batched_nms_rotated(
         Tensor: int64 tensor with the indices of the elements that have been kept by
         NMS, sorted in decreasing order of scores.
     """
-    boxes, scores = _upcast_half(boxes, scores)
     return vt_ops.batched_nms_rotated(boxes, scores, idxs, iou_threshold)
