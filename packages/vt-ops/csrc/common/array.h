@@ -63,6 +63,28 @@ void dispatch_floating(const Array& a, const char* name, F&& f) {
   }
 }
 
+// Calls f(T{}) with T the integer type matching a's dtype (uint8, int8, int16,
+// uint16, int32 or int64).
+template <class F>
+void dispatch_integer(const Array& a, const char* name, F&& f) {
+  if (has_dtype<uint8_t>(a)) {
+    f(uint8_t{});
+  } else if (has_dtype<int8_t>(a)) {
+    f(int8_t{});
+  } else if (has_dtype<int16_t>(a)) {
+    f(int16_t{});
+  } else if (has_dtype<uint16_t>(a)) {
+    f(uint16_t{});
+  } else if (has_dtype<int32_t>(a)) {
+    f(int32_t{});
+  } else if (has_dtype<int64_t>(a)) {
+    f(int64_t{});
+  } else {
+    throw nb::type_error(
+        (std::string(name) + ": expected uint8, int8, int16, uint16, int32 or int64").c_str());
+  }
+}
+
 inline void check_dtype_as(const Array& a, const char* name, const Array& ref,
                            const char* ref_name) {
   if (a.dtype() != ref.dtype())

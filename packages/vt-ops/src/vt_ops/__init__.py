@@ -12,6 +12,7 @@ import sys
 from vt_ops._build_info import build_info, cuda_available, get_num_threads, set_num_threads
 from vt_ops._torch_registry import register_torch_ops
 from vt_ops.boxes import box_ioa, box_iou
+from vt_ops.confusion import confusion_matrix
 
 __version__ = "0.1.0"
 
@@ -20,11 +21,12 @@ __all__ = [
     "box_ioa",
     "box_iou",
     "build_info",
+    "confusion_matrix",
     "cuda_available",
     "get_num_threads",
     "register_torch_ops",
     "set_num_threads",
 ]
 
-if "torch" in sys.modules:
+if sys.modules.get("torch") is not None:  # None: torch hidden, e.g. sys.modules["torch"] = None
     register_torch_ops()

@@ -1,0 +1,58 @@
+import pytest
+
+from vt_modeling.registry import Registry
+
+
+def make():
+    reg = Registry("THING")
+
+    @reg.register()
+    class Alpha:
+        def __init__(self, a=1, b=2):
+            self.a, self.b = a, b
+
+    def beta(x=0):
+        return ("beta", x)
+
+    reg.register(beta)
+    reg.register(beta, name="gamma")
+    return reg, Alpha
+
+
+def test_register_get_contains_len_iter():
+    reg, alpha = make()
+    assert reg.get("Alpha") is alpha
+    assert "beta" in reg and "gamma" in reg and "delta" not in reg
+    assert len(reg) == 3
+    assert [name for name, _ in reg] == ["Alpha", "beta", "gamma"]
+    assert reg.get("gamma")(3) == ("beta", 3)
+
+
+def test_duplicate_name_raises():
+    reg, alpha = make()
+    with pytest.raises(KeyError, match="already registered in 'THING'"):
+        reg.register(alpha)
+
+
+def test_unknown_name_suggests_close_matches():
+    reg, _ = make()
+    with pytest.raises(KeyError, match=r"No object named 'Alfa'.*Did you mean 'Alpha'"):
+        reg.get("Alfa")
+
+
+def test_build_from_dict_with_kwargs_and_callable_type():
+    reg, alpha = make()
+    obj = reg.build(dict(type="Alpha", a=5), b=7)
+    assert isinstance(obj, alpha) and (obj.a, obj.b) == (5, 7)
+    assert reg.build({"type": lambda x: x * 2, "x": 4}) == 8
+    with pytest.raises(KeyError, match="missing the 'type' key"):
+        reg.build({"a": 1})
+    with pytest.raises(TypeError, match="expected a dict"):
+        reg.build("Alpha")
+
+
+def test_repr_is_a_table():
+    reg, _ = make()
+    text = repr(reg)
+    assert text.splitlines()[0] == "Registry of THING:"
+    assert any(line.strip().startswith("gamma") for line in text.splitlines())
