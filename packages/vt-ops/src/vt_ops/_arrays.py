@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "backend_of", "check_floating", "check_shape", "is_torch"]
+__all__ = [
+    "Backend",
+    "backend_of",
+    "check_floating",
+    "check_integer",
+    "check_shape",
+    "is_torch",
+]
 
 
 def is_torch(x: Any) -> bool:
@@ -56,12 +63,18 @@ class Backend:
     def device_str(self, x: Any) -> str:
         raise NotImplementedError
 
+    def argsort_descending(self, x: Any) -> Any:
+        """int64 indices sorting 1-D ``x`` by decreasing value, ties by increasing index."""
+        raise NotImplementedError
+
 
 class NumpyBackend(Backend):
     name = "numpy"
 
     def contiguous(self, x: Any) -> Any:
-        return np.ascontiguousarray(x)
+        x = np.ascontiguousarray(x)
+        # The extension only accepts writable arrays: copy read-only inputs (e.g. frombuffer).
+        return x if x.flags.writeable else x.copy()
 
     def empty(self, shape: Sequence[int], dtype: Any, like: Any) -> Any:
         return np.empty(tuple(shape), dtype=np.dtype(dtype))
@@ -77,6 +90,9 @@ class NumpyBackend(Backend):
 
     def device_str(self, x: Any) -> str:
         return "cpu"
+
+    def argsort_descending(self, x: Any) -> Any:
+        return np.argsort(-x, kind="stable").astype(np.int64, copy=False)
 
 
 class CupyBackend(NumpyBackend):
@@ -107,6 +123,11 @@ class CupyBackend(NumpyBackend):
 
     def device_str(self, x: Any) -> str:
         return f"cuda:{x.device.id}"
+
+    def argsort_descending(self, x: Any) -> Any:
+        import cupy
+
+        return cupy.argsort(-x).astype(cupy.int64, copy=False)  # cupy sorts stably
 
 
 class TorchBackend(Backend):
@@ -142,6 +163,11 @@ class TorchBackend(Backend):
     def device_str(self, x: Any) -> str:
         return str(x.device)
 
+    def argsort_descending(self, x: Any) -> Any:
+        import torch
+
+        return torch.sort(x, descending=True, stable=True).indices
+
 
 def _torch_dtype(dtype: Any) -> Any:
     import torch
@@ -156,6 +182,7 @@ CUPY = CupyBackend()
 TORCH = TorchBackend()
 
 FLOATING = ("float16", "bfloat16", "float32", "float64")
+INTEGER = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
 
 
 def backend_of(x: Any, name: str) -> Backend:
@@ -186,6 +213,14 @@ def check_floating(backend: Backend, x: Any, name: str) -> str:
     dtype = backend.dtype_name(x)
     if dtype not in FLOATING:
         raise TypeError(f"{name}: expected a floating dtype ({', '.join(FLOATING)}), got {dtype}")
+    return dtype
+
+
+def check_integer(backend: Backend, x: Any, name: str) -> str:
+    """Raise TypeError unless ``x`` has an integer dtype that fits int64; returns its name."""
+    dtype = backend.dtype_name(x)
+    if dtype not in INTEGER:
+        raise TypeError(f"{name}: expected an integer dtype ({', '.join(INTEGER)}), got {dtype}")
     return dtype
 
 
