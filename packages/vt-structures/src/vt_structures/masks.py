@@ -145,6 +145,8 @@ def _paste_chunk(
         x1_int = int((boxes[:, 2].max().ceil() + 1).clamp(max=img_w))
         y1_int = int((boxes[:, 3].max().ceil() + 1).clamp(max=img_h))
         x0_int, y0_int = int(x0_int), int(y0_int)
+        # boxes entirely outside the image: an empty region, not a reversed range
+        x1_int, y1_int = max(x1_int, x0_int), max(y1_int, y0_int)
     else:
         x0_int, y0_int, x1_int, y1_int = 0, 0, img_w, img_h
     x0, y0, x1, y1 = torch.split(boxes, 1, dim=1)
