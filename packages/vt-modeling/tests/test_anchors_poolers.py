@@ -2,14 +2,14 @@ import math
 
 import pytest
 import torch
-from vt_layers import ShapeSpec
-from vt_structures import Boxes, Instances, RotatedBoxes
 
+from vt_layers import ShapeSpec
 from vt_modeling import get_cfg
 from vt_modeling.anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
 from vt_modeling.poolers import ROIPooler, assign_boxes_to_levels, convert_boxes_to_pooler_format
 from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
 from vt_modeling.registries import build_anchor_generator
+from vt_structures import Boxes, Instances, RotatedBoxes
 
 
 def cell(w, h):

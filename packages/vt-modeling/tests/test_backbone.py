@@ -1,7 +1,7 @@
 import pytest
 import torch
-from vt_layers import FrozenBatchNorm2d, ShapeSpec
 
+from vt_layers import FrozenBatchNorm2d, ShapeSpec
 from vt_modeling import get_cfg
 from vt_modeling.backbone import (
     BACKBONE_REGISTRY,

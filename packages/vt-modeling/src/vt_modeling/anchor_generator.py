@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from vt_layers import ShapeSpec, move_device_like
-from vt_structures import Boxes, RotatedBoxes
 
+from vt_layers import ShapeSpec, move_device_like
 from vt_modeling.config import configurable
 from vt_modeling.registries import ANCHOR_GENERATOR_REGISTRY
+from vt_structures import Boxes, RotatedBoxes
 
 __all__ = ["DefaultAnchorGenerator", "RotatedAnchorGenerator"]
 

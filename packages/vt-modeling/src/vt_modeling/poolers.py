@@ -6,8 +6,9 @@ import math
 from typing import Any
 
 import torch
-import vt_ops
 from torch import nn
+
+import vt_ops
 from vt_layers import ROIAlign, ROIAlignRotated, nonzero_tuple, shapes_to_tensor
 
 __all__ = ["ROIPooler", "assign_boxes_to_levels", "convert_boxes_to_pooler_format"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from vt_structures import Instances, ROIMasks
 
 __all__ = ["detector_postprocess", "sem_seg_postprocess"]

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from vt_layers import ShapeSpec
 
+from vt_layers import ShapeSpec
 from vt_modeling.registry import Registry
 
 __all__ = [

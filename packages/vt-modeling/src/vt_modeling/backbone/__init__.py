@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from vt_modeling.backbone.backbone import Backbone
-from vt_modeling.registries import BACKBONE_REGISTRY, build_backbone
 from vt_modeling.backbone.fpn import (
     FPN,
     LastLevelMaxPool,
@@ -21,6 +20,7 @@ from vt_modeling.backbone.resnet import (
     build_resnet_backbone,
     make_stage,
 )
+from vt_modeling.registries import BACKBONE_REGISTRY, build_backbone
 
 __all__ = [
     "BACKBONE_REGISTRY",

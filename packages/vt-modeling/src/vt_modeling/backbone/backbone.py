@@ -6,6 +6,7 @@ from abc import ABCMeta, abstractmethod
 
 import torch
 from torch import nn
+
 from vt_layers import ShapeSpec
 
 __all__ = ["Backbone"]

@@ -8,11 +8,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vt_layers import Conv2d, ShapeSpec, c2_xavier_fill, get_norm
 
+from vt_layers import Conv2d, ShapeSpec, c2_xavier_fill, get_norm
 from vt_modeling.backbone.backbone import Backbone
-from vt_modeling.registries import BACKBONE_REGISTRY
 from vt_modeling.backbone.resnet import build_resnet_backbone
+from vt_modeling.registries import BACKBONE_REGISTRY
 
 __all__ = [
     "FPN",

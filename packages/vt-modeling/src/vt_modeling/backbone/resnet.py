@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from vt_layers import (
     CNNBlockBase,
     Conv2d,
@@ -17,7 +18,6 @@ from vt_layers import (
     c2_msra_fill,
     get_norm,
 )
-
 from vt_modeling.backbone.backbone import Backbone
 from vt_modeling.registries import BACKBONE_REGISTRY
 
