@@ -26,8 +26,10 @@ from vt_modeling.box_regression import (
 )
 from vt_modeling.config import CfgNode, configurable, get_cfg
 from vt_modeling.matcher import Matcher
+from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.poolers import ROIPooler
 from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
+from vt_modeling.proposal_generator import RPN, StandardRPNHead
 from vt_modeling.registries import (
     ANCHOR_GENERATOR_REGISTRY,
     BACKBONE_REGISTRY,
@@ -51,6 +53,18 @@ from vt_modeling.registries import (
     build_sem_seg_head,
 )
 from vt_modeling.registry import Registry
+from vt_modeling.roi_heads import (
+    BaseKeypointRCNNHead,
+    BaseMaskRCNNHead,
+    FastRCNNConvFCHead,
+    FastRCNNOutputLayers,
+    KRCNNConvDeconvUpsampleHead,
+    MaskRCNNConvUpsampleHead,
+    Res5ROIHeads,
+    ROIHeads,
+    StandardROIHeads,
+    fast_rcnn_inference,
+)
 from vt_modeling.sampling import subsample_labels
 
 __version__ = "0.1.0"
@@ -108,4 +122,19 @@ __all__ = [
     "ROIPooler",
     "detector_postprocess",
     "sem_seg_postprocess",
+    # R-CNN
+    "GeneralizedRCNN",
+    "ProposalNetwork",
+    "RPN",
+    "StandardRPNHead",
+    "ROIHeads",
+    "StandardROIHeads",
+    "Res5ROIHeads",
+    "FastRCNNConvFCHead",
+    "FastRCNNOutputLayers",
+    "fast_rcnn_inference",
+    "BaseMaskRCNNHead",
+    "MaskRCNNConvUpsampleHead",
+    "BaseKeypointRCNNHead",
+    "KRCNNConvDeconvUpsampleHead",
 ]
