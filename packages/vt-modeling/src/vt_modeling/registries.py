@@ -53,7 +53,7 @@ BACKBONE_REGISTRY = _registry(
     "BACKBONE",
     """Registry for backbones, which extract feature maps from images.
 
-The registered object must be a callable that accepts two arguments: a CfgNode and a
+The registered object will be called with ``obj(cfg, input_shape)``: a CfgNode and a
 :class:`vt_layers.ShapeSpec` of the input. It must return a ``Backbone``.""",
 )
 PROPOSAL_GENERATOR_REGISTRY = _registry(
