@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -221,7 +223,7 @@ def tiny_mask_rcnn(num_classes=3):
             stride_per_block=[1 if i == 0 else 2],
             norm="BN",
         )
-        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:]))
+        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
     ]
     bottom_up = ResNet(stem, stages, out_features=["res2", "res3", "res4", "res5"])
     backbone = FPN(bottom_up, ["res2", "res3", "res4", "res5"], 32, top_block=LastLevelMaxPool())
