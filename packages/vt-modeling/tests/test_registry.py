@@ -56,3 +56,35 @@ def test_repr_is_a_table():
     text = repr(reg)
     assert text.splitlines()[0] == "Registry of THING:"
     assert any(line.strip().startswith("gamma") for line in text.splitlines())
+
+
+def test_model_registries_exist_and_list_known_names():
+    import vt_modeling
+
+    names = [
+        "META_ARCH",
+        "BACKBONE",
+        "PROPOSAL_GENERATOR",
+        "RPN_HEAD",
+        "ANCHOR_GENERATOR",
+        "ROI_HEADS",
+        "ROI_BOX_HEAD",
+        "ROI_MASK_HEAD",
+        "ROI_KEYPOINT_HEAD",
+        "SEM_SEG_HEADS",
+    ]
+    for name in names:
+        registry = getattr(vt_modeling, f"{name}_REGISTRY")
+        assert isinstance(registry, Registry) and registry.name == name
+        assert "called with" in registry.__doc__
+    assert "DefaultAnchorGenerator" in vt_modeling.ANCHOR_GENERATOR_REGISTRY
+    with pytest.raises(KeyError, match="DefaultAnchorGenerator"):
+        vt_modeling.ANCHOR_GENERATOR_REGISTRY.get("Nope")
+
+
+def test_precomputed_proposals_build_no_generator():
+    import vt_modeling
+
+    cfg = vt_modeling.get_cfg()
+    cfg.MODEL.PROPOSAL_GENERATOR.NAME = "PrecomputedProposals"
+    assert vt_modeling.build_proposal_generator(cfg, {}) is None

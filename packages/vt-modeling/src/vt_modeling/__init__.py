@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from vt_modeling.anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
+from vt_modeling.backbone import (
+    FPN,
+    Backbone,
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    DeformBottleneckBlock,
+    LastLevelMaxPool,
+    LastLevelP6P7,
+    ResNet,
+    ResNetBlockBase,
+    build_resnet_backbone,
+    build_resnet_fpn_backbone,
+    build_retinanet_resnet_fpn_backbone,
+    make_stage,
+)
 from vt_modeling.box_regression import (
     Box2BoxTransform,
     Box2BoxTransformLinear,
@@ -9,7 +26,45 @@ from vt_modeling.box_regression import (
 )
 from vt_modeling.config import CfgNode, configurable, get_cfg
 from vt_modeling.matcher import Matcher
+from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
+from vt_modeling.poolers import ROIPooler
+from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
+from vt_modeling.proposal_generator import RPN, StandardRPNHead
+from vt_modeling.registries import (
+    ANCHOR_GENERATOR_REGISTRY,
+    BACKBONE_REGISTRY,
+    META_ARCH_REGISTRY,
+    PROPOSAL_GENERATOR_REGISTRY,
+    ROI_BOX_HEAD_REGISTRY,
+    ROI_HEADS_REGISTRY,
+    ROI_KEYPOINT_HEAD_REGISTRY,
+    ROI_MASK_HEAD_REGISTRY,
+    RPN_HEAD_REGISTRY,
+    SEM_SEG_HEADS_REGISTRY,
+    build_anchor_generator,
+    build_backbone,
+    build_box_head,
+    build_keypoint_head,
+    build_mask_head,
+    build_model,
+    build_proposal_generator,
+    build_roi_heads,
+    build_rpn_head,
+    build_sem_seg_head,
+)
 from vt_modeling.registry import Registry
+from vt_modeling.roi_heads import (
+    BaseKeypointRCNNHead,
+    BaseMaskRCNNHead,
+    FastRCNNConvFCHead,
+    FastRCNNOutputLayers,
+    KRCNNConvDeconvUpsampleHead,
+    MaskRCNNConvUpsampleHead,
+    Res5ROIHeads,
+    ROIHeads,
+    StandardROIHeads,
+    fast_rcnn_inference,
+)
 from vt_modeling.sampling import subsample_labels
 
 __version__ = "0.1.0"
@@ -21,10 +76,65 @@ __all__ = [
     "Registry",
     "configurable",
     "get_cfg",
-    # box coding, matching, sampling
+    "ANCHOR_GENERATOR_REGISTRY",
+    "BACKBONE_REGISTRY",
+    "META_ARCH_REGISTRY",
+    "PROPOSAL_GENERATOR_REGISTRY",
+    "ROI_BOX_HEAD_REGISTRY",
+    "ROI_HEADS_REGISTRY",
+    "ROI_KEYPOINT_HEAD_REGISTRY",
+    "ROI_MASK_HEAD_REGISTRY",
+    "RPN_HEAD_REGISTRY",
+    "SEM_SEG_HEADS_REGISTRY",
+    "build_anchor_generator",
+    "build_backbone",
+    "build_box_head",
+    "build_keypoint_head",
+    "build_mask_head",
+    "build_model",
+    "build_proposal_generator",
+    "build_roi_heads",
+    "build_rpn_head",
+    "build_sem_seg_head",
+    # backbones
+    "Backbone",
+    "BasicBlock",
+    "BasicStem",
+    "BottleneckBlock",
+    "DeformBottleneckBlock",
+    "FPN",
+    "LastLevelMaxPool",
+    "LastLevelP6P7",
+    "ResNet",
+    "ResNetBlockBase",
+    "build_resnet_backbone",
+    "build_resnet_fpn_backbone",
+    "build_retinanet_resnet_fpn_backbone",
+    "make_stage",
+    # anchors, box coding, matching, sampling, pooling, postprocessing
+    "DefaultAnchorGenerator",
+    "RotatedAnchorGenerator",
     "Box2BoxTransform",
     "Box2BoxTransformLinear",
     "Box2BoxTransformRotated",
     "Matcher",
     "subsample_labels",
+    "ROIPooler",
+    "detector_postprocess",
+    "sem_seg_postprocess",
+    # R-CNN
+    "GeneralizedRCNN",
+    "ProposalNetwork",
+    "RPN",
+    "StandardRPNHead",
+    "ROIHeads",
+    "StandardROIHeads",
+    "Res5ROIHeads",
+    "FastRCNNConvFCHead",
+    "FastRCNNOutputLayers",
+    "fast_rcnn_inference",
+    "BaseMaskRCNNHead",
+    "MaskRCNNConvUpsampleHead",
+    "BaseKeypointRCNNHead",
+    "KRCNNConvDeconvUpsampleHead",
 ]

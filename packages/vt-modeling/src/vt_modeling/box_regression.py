@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+
+from vt_layers import ciou_loss, diou_loss, giou_loss, smooth_l1_loss
 
 __all__ = ["Box2BoxTransform", "Box2BoxTransformLinear", "Box2BoxTransformRotated"]
 
@@ -248,3 +251,44 @@ class Box2BoxTransformLinear:
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
         return torch.stack([w, h, w, h], dim=1)
+
+
+def _dense_box_regression_loss(
+    anchors: list[Any],
+    box2box_transform: Box2BoxTransform | Box2BoxTransformLinear,
+    pred_anchor_deltas: list[torch.Tensor],
+    gt_boxes: list[torch.Tensor],
+    fg_mask: torch.Tensor | Any,
+    box_reg_loss_type: str = "smooth_l1",
+    smooth_l1_beta: float = 0.0,
+) -> torch.Tensor:
+    """Box regression loss summed over the foreground anchors of a dense detector.
+
+    Args:
+        anchors (list[Boxes] | list[Tensor[R, 4]]): anchors of each feature level.
+        box2box_transform: the transformation between anchors and boxes.
+        pred_anchor_deltas (list[Tensor[N, R_i, 4]]): predicted deltas of each level.
+        gt_boxes (list[Tensor[R, 4]]): the matched ground-truth box of every anchor, per image.
+        fg_mask (Tensor[N, R] bool or ``...``): the foreground anchors.
+        box_reg_loss_type (str): "smooth_l1", "giou", "diou" or "ciou".
+        smooth_l1_beta (float): beta of the smooth L1 loss.
+    """
+    if isinstance(anchors[0], torch.Tensor):
+        anchors_tensor = torch.cat(anchors)
+    else:
+        anchors_tensor = type(anchors[0]).cat(anchors).tensor
+    pred = torch.cat(pred_anchor_deltas, dim=1)
+    if box_reg_loss_type == "smooth_l1":
+        gt_anchor_deltas = torch.stack(
+            [box2box_transform.get_deltas(anchors_tensor, k) for k in gt_boxes]
+        )
+        return smooth_l1_loss(
+            pred[fg_mask], gt_anchor_deltas[fg_mask], beta=smooth_l1_beta, reduction="sum"
+        )
+    losses = {"giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss}
+    if box_reg_loss_type not in losses:
+        raise ValueError(f"Invalid dense box regression loss type '{box_reg_loss_type}'")
+    pred_boxes = torch.stack([box2box_transform.apply_deltas(k, anchors_tensor) for k in pred])
+    return losses[box_reg_loss_type](
+        pred_boxes[fg_mask], torch.stack(gt_boxes)[fg_mask], reduction="sum"
+    )
