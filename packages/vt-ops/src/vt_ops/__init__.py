@@ -12,6 +12,24 @@ import sys
 from vt_ops._build_info import build_info, cuda_available, get_num_threads, set_num_threads
 from vt_ops._torch_registry import register_torch_ops
 from vt_ops.boxes import box_ioa, box_iou
+from vt_ops.coco import (
+    PackedRLE,
+    coco_accumulate,
+    coco_box_iou,
+    coco_grouped_iou,
+    coco_grouped_oks,
+    coco_match,
+    records_fields,
+    rle_area,
+    rle_decode,
+    rle_encode,
+    rle_from_objects,
+    rle_iou,
+    rle_merge,
+    rle_pack,
+    rle_to_bbox,
+    rle_unpack,
+)
 
 __version__ = "0.1.0"
 
@@ -24,6 +42,23 @@ __all__ = [
     "get_num_threads",
     "register_torch_ops",
     "set_num_threads",
+    # COCO masks (pycocotools.mask equivalents) and evaluation kernels
+    "PackedRLE",
+    "rle_pack",
+    "rle_unpack",
+    "rle_encode",
+    "rle_decode",
+    "rle_area",
+    "rle_to_bbox",
+    "rle_merge",
+    "rle_iou",
+    "rle_from_objects",
+    "coco_box_iou",
+    "coco_grouped_iou",
+    "coco_grouped_oks",
+    "coco_match",
+    "coco_accumulate",
+    "records_fields",
 ]
 
 if "torch" in sys.modules:
