@@ -93,6 +93,14 @@ KEYPOINT_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75",
 _INT, _FLOAT = np.int64, np.float64
 
 
+def _sorted_unique(sorted_values: np.ndarray) -> np.ndarray:
+    if len(sorted_values) == 0:
+        return sorted_values
+    keep = np.ones(len(sorted_values), dtype=bool)
+    keep[1:] = sorted_values[1:] != sorted_values[:-1]
+    return sorted_values[keep]
+
+
 def _load_json(source: Any, name: str) -> Any:
     if isinstance(source, (str, os.PathLike)):
         with open(source) as f:
@@ -110,6 +118,31 @@ def _check_iou_type(iou_type: str) -> str:
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type: expected one of {IOU_TYPES}, got {iou_type!r}")
     return iou_type
+
+
+class _IdIndex:
+    """Positions of ids in a sorted array of unique ids (-1 where absent): a lookup table
+    when the ids are small non-negative integers (COCO's), else a binary search."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self.table = None
+        if len(ids) and ids[0] >= 0 and ids[-1] < max(1 << 20, 16 * len(ids)):
+            self.table = np.full(int(ids[-1]) + 1, -1, dtype=_INT)
+            self.table[ids] = np.arange(len(ids))
+
+    def positions(self, query: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            inside = (query >= 0) & (query < len(self.table))
+            if inside.all():
+                return self.table[query]
+            pos = np.full(len(query), -1, dtype=_INT)
+            pos[inside] = self.table[query[inside]]
+            return pos
+        pos = np.searchsorted(self.ids, query)
+        found = pos < len(self.ids)
+        found[found] = self.ids[pos[found]] == query[found]
+        return np.where(found, pos, -1)
 
 
 @dataclass
@@ -298,17 +331,15 @@ class COCOEvaluator:
             {"id": (_INT, 0, None), "height": (_INT, 0, -1), "width": (_INT, 0, -1)},
             name="ground_truth['images']",
         )
-        self._all_img_ids = np.unique(im["id"])
-        order = np.argsort(im["id"], kind="stable")
-        self._img_sorted_ids = im["id"][order]
-        self._img_heights, self._img_widths = im["height"][order], im["width"][order]
+        all_ids, first = np.unique(im["id"], return_index=True)
+        self._all_images = _IdIndex(all_ids)
+        self._img_heights, self._img_widths = im["height"][first], im["width"][first]
         cats = vt_ops.records_fields(
             categories, {"id": (_INT, 0, None)}, name="ground_truth['categories']"
         )
-        self.img_ids = np.unique(
-            self._all_img_ids if img_ids is None else np.asarray(img_ids, dtype=_INT)
-        )
+        self.img_ids = np.unique(all_ids if img_ids is None else np.asarray(img_ids, dtype=_INT))
         self.cat_ids = np.unique(cats["id"] if cat_ids is None else np.asarray(cat_ids, dtype=_INT))
+        self._images, self._cats = _IdIndex(self.img_ids), _IdIndex(self.cat_ids)
 
         fields: dict[str, tuple[Any, int, Any]] = {
             "image_id": (_INT, 0, None),
@@ -330,6 +361,7 @@ class COCOEvaluator:
         order = np.flatnonzero(keep)
         order = order[np.argsort(sort_key[order], kind="stable")]
         self._gt_group = group[order]
+        self._gt_groups = _sorted_unique(self._gt_group)
         crowd = gt["iscrowd"][order] != 0
         ignore = crowd.copy()
         if keypoints:
@@ -356,24 +388,20 @@ class COCOEvaluator:
     # --- grouping ------------------------------------------------------------------
 
     def _check_image_ids(self, image_ids: np.ndarray, name: str) -> None:
-        known = np.isin(image_ids, self._all_img_ids)
+        known = self._all_images.positions(image_ids) >= 0
         if not known.all():
             bad = np.unique(image_ids[~known])[:5].tolist()
             raise ValueError(f"{name}: image ids not in the ground truth images: {bad}")
 
     def _image_sizes(self, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.searchsorted(self._img_sorted_ids, image_ids)
+        idx = self._all_images.positions(image_ids)
         return self._img_heights[idx], self._img_widths[idx]
 
     def _positions(self, image_ids: np.ndarray, cat_ids: np.ndarray):
         """(kept, image position, category position) against the evaluated ids."""
-        img_pos = np.searchsorted(self.img_ids, image_ids)
-        cat_pos = np.searchsorted(self.cat_ids, cat_ids)
-        ok_img = img_pos < len(self.img_ids)
-        ok_img[ok_img] = self.img_ids[img_pos[ok_img]] == image_ids[ok_img]
-        ok_cat = cat_pos < len(self.cat_ids)
-        ok_cat[ok_cat] = self.cat_ids[cat_pos[ok_cat]] == cat_ids[ok_cat]
-        return ok_img & ok_cat, img_pos, cat_pos
+        img_pos = self._images.positions(image_ids)
+        cat_pos = self._cats.positions(cat_ids)
+        return (img_pos >= 0) & (cat_pos >= 0), img_pos, cat_pos
 
     def _keys(self, img_pos: np.ndarray, cat_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(order key, group id). Groups are (category, image) in category-major order, or
@@ -456,20 +484,28 @@ class COCOEvaluator:
         """
         det, dets, rule = self._read_detections(detections)
         keep, img_pos, cat_pos = self._positions(det["image_id"], det["category_id"])
-        _sort_key, group = self._keys(img_pos, cat_pos)
-        sub = np.zeros_like(cat_pos) if self.use_cats else cat_pos
+        _, group = self._keys(img_pos, cat_pos)
         idx = np.flatnonzero(keep)
         # stable: group, then decreasing score, then (category when ignored,) dataset order
-        idx = idx[np.lexsort((sub[idx], -det["score"][idx], group[idx]))]
+        n_img, n_cat = len(self.img_ids), len(self.cat_ids)
+        idx = idx[
+            vt_ops.coco_group_order(
+                img_pos[idx], cat_pos[idx], det["score"][idx], n_img, n_cat, self.use_cats
+            )
+        ]
         dt_group = group[idx]
 
-        groups = np.union1d(np.unique(dt_group), np.unique(self._gt_group))
-        dt_start = np.searchsorted(dt_group, groups)
-        rank = np.arange(len(idx)) - np.repeat(dt_start, np.diff(np.append(dt_start, len(idx))))
+        # rank within the group; keep the first max_dets[-1]
+        first = np.ones(len(dt_group), dtype=bool)
+        first[1:] = dt_group[1:] != dt_group[:-1]
+        starts = np.flatnonzero(first)
+        rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.append(starts, len(idx))))
         kept = rank < self.max_dets[-1]
         idx, dt_group, rank = idx[kept], dt_group[kept], rank[kept]
-        dt_off = np.searchsorted(dt_group, groups, side="left")
-        dt_off = np.append(dt_off, len(idx)).astype(_INT)
+
+        groups = np.concatenate([dt_group[first[kept]], self._gt_groups])
+        groups = _sorted_unique(np.sort(groups))
+        dt_off = np.append(np.searchsorted(dt_group, groups), len(idx)).astype(_INT)
         gt_off = np.append(np.searchsorted(self._gt_group, groups), len(self._gt_group)).astype(
             _INT
         )
@@ -495,8 +531,7 @@ class COCOEvaluator:
             area_ranges=np.array(list(self.area_ranges.values()), dtype=_FLOAT),
             iou_thresholds=self.iou_thresholds,
         )
-        n_img = len(self.img_ids)
-        n_cat = len(self.cat_ids) if self.use_cats else 1
+        n_cat = n_cat if self.use_cats else 1
         group_cat = groups // n_img if self.use_cats else np.zeros_like(groups)
         cat_off = np.searchsorted(np.repeat(group_cat, np.diff(dt_off)), np.arange(n_cat + 1))
         npig_cat = np.stack([np.bincount(group_cat, weights=n, minlength=n_cat) for n in npig])

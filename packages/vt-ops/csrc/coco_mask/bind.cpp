@@ -31,7 +31,7 @@ int64_t size_entry(PyObject* size, int i, const std::string& where) {
   }
   int64_t v;
   try {
-    v = number_as_int64(item, where + "['size']");
+    v = number_as_int64(item, [&] { return where + "['size']"; });
   } catch (...) {
     Py_DECREF(item);
     throw;
@@ -65,7 +65,7 @@ void parse_rle_dict(PyObject* obj, const std::string& where, Source& src) {
     src.kind = Source::kString;
   } else {
     std::vector<double> values;
-    append_doubles(counts, where + "['counts']", values);
+    append_doubles(counts, [&] { return where + "['counts']"; }, values);
     src.counts.reserve(values.size());
     for (double v : values) {
       if (!(v >= 0) || v > 4294967295.0 || v != static_cast<double>(static_cast<int64_t>(v)))
@@ -83,7 +83,8 @@ void parse_polygons(PyObject* obj, const std::string& where, Source& src) {
   try {
     for (Py_ssize_t j = 0; j < n; ++j) {
       src.polygons.emplace_back();
-      append_doubles(items[j], where + "[" + std::to_string(j) + "]", src.polygons.back());
+      append_doubles(items[j], [&] { return where + "[" + std::to_string(j) + "]"; },
+                     src.polygons.back());
     }
   } catch (...) {
     Py_DECREF(fast);
@@ -156,7 +157,7 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
   std::vector<Source> sources(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* obj = items[i];
-    const std::string where = name + "[" + std::to_string(i) + "]";
+    const std::string where = name + "[" + std::to_string(i) + "]";  // cheap next to decoding
     if (PyDict_Check(obj)) {
       parse_rle_dict(obj, where, sources[i]);
     } else if (PyList_Check(obj) || PyTuple_Check(obj)) {

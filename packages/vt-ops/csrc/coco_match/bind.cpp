@@ -47,6 +47,20 @@ Groups make_groups(const Array& dt_off, const Array& gt_off, const Array& iou_of
   return g;
 }
 
+void group_order_entry(const Array& img, const Array& cat, const Array& score, int64_t n_img,
+                       int64_t n_cat, bool use_cats, const Array& order) {
+  const int64_t n = img.shape(0);
+  const int64_t* ip = typed<int64_t>(img, "image_positions", {n});
+  const int64_t* cp = typed<int64_t>(cat, "category_positions", {n});
+  const double* sp = typed<double>(score, "scores", {n});
+  int64_t* op = const_cast<int64_t*>(typed<int64_t>(order, "order", {n}));
+  for (int64_t i = 0; i < n; ++i)
+    check_arg(ip[i] >= 0 && ip[i] < n_img && cp[i] >= 0 && cp[i] < n_cat,
+              "image and category positions must lie in [0, n_img) and [0, n_cat)");
+  nb::gil_scoped_release release;
+  group_order(ip, cp, sp, n, n_img, n_cat, use_cats, op);
+}
+
 void grouped_box_iou_entry(const Array& dt, const Array& gt, const Array& crowd,
                            const Array& dt_off, const Array& gt_off, const Array& iou_off,
                            const Array& out) {
@@ -111,7 +125,7 @@ void match_entry(const Array& ious, const Array& dt_off, const Array& gt_off, co
   in.num_dt = nd;
   const Groups groups = make_groups(dt_off, gt_off, iou_off, nd, ng, ious.shape(0));
   int8_t* state = const_cast<int8_t*>(
-      typed<int8_t>(dt_state, "dt_state", {in.num_areas, in.num_thrs, nd}));
+      typed<int8_t>(dt_state, "dt_state", {nd, in.num_areas, in.num_thrs}));
   int64_t* np = const_cast<int64_t*>(typed<int64_t>(npig, "npig", {in.num_areas, groups.n}));
   nb::gil_scoped_release release;
   match(in, groups, state, np);
@@ -125,10 +139,10 @@ void accumulate_entry(const Array& dt_scores, const Array& dt_rank, const Array&
   in.num_dt = dt_scores.shape(0);
   in.dt_scores = typed<double>(dt_scores, "dt_scores", {in.num_dt});
   in.dt_rank = typed<int64_t>(dt_rank, "dt_rank", {in.num_dt});
-  check_arg(dt_state.ndim() == 3, "dt_state: expected (A, T, D)");
-  in.num_areas = dt_state.shape(0);
-  in.num_thrs = dt_state.shape(1);
-  in.dt_state = typed<int8_t>(dt_state, "dt_state", {in.num_areas, in.num_thrs, in.num_dt});
+  check_arg(dt_state.ndim() == 3, "dt_state: expected (D, A, T)");
+  in.num_areas = dt_state.shape(1);
+  in.num_thrs = dt_state.shape(2);
+  in.dt_state = typed<int8_t>(dt_state, "dt_state", {in.num_dt, in.num_areas, in.num_thrs});
   check_arg(cat_off.ndim() == 1 && cat_off.shape(0) >= 1, "cat_offsets: expected (K + 1,)");
   in.num_cats = static_cast<int64_t>(cat_off.shape(0)) - 1;
   in.cat_off = typed<int64_t>(cat_off, "cat_offsets", {in.num_cats + 1});
@@ -143,9 +157,9 @@ void accumulate_entry(const Array& dt_scores, const Array& dt_rank, const Array&
   in.num_max_dets = max_dets.shape(0);
   const int64_t T = in.num_thrs, R = in.num_rec, K = in.num_cats, A = in.num_areas,
                 M = in.num_max_dets;
-  double* p = const_cast<double*>(typed<double>(precision, "precision", {T, R, K, A, M}));
-  double* r = const_cast<double*>(typed<double>(recall, "recall", {T, K, A, M}));
-  double* s = const_cast<double*>(typed<double>(scores, "scores", {T, R, K, A, M}));
+  double* p = const_cast<double*>(typed<double>(precision, "precision", {K, A, M, T, R}));
+  double* r = const_cast<double*>(typed<double>(recall, "recall", {K, A, M, T}));
+  double* s = const_cast<double*>(typed<double>(scores, "scores", {K, A, M, T, R}));
   nb::gil_scoped_release release;
   accumulate(in, p, r, s);
 }
@@ -206,7 +220,7 @@ void records_fields_entry(nb::handle records, const std::vector<std::string>& ke
         }
         continue;
       }
-      const std::string where = name + "[" + std::to_string(i) + "]['" + keys[f] + "']";
+      auto where = [&] { return name + "[" + std::to_string(i) + "]['" + keys[f] + "']"; };
       if (w == 0) {
         if (is_int[f])
           mutable_ptr<int64_t>(out)[i] = number_as_int64(value, where);
@@ -217,7 +231,7 @@ void records_fields_entry(nb::handle records, const std::vector<std::string>& ke
       values.clear();
       const size_t got = append_doubles(value, where, values);
       if (static_cast<int64_t>(got) != w)
-        raise_value(where + ": expected " + std::to_string(w) + " numbers, got " +
+        raise_value(where() + ": expected " + std::to_string(w) + " numbers, got " +
                     std::to_string(got));
       for (int64_t c = 0; c < w; ++c) {
         if (is_int[f])
@@ -230,6 +244,9 @@ void records_fields_entry(nb::handle records, const std::vector<std::string>& ke
 }
 
 void bind(nb::module_& m) {
+  m.def("coco_group_order", &group_order_entry, nb::arg("image_positions"),
+        nb::arg("category_positions"), nb::arg("scores"), nb::arg("n_img"), nb::arg("n_cat"),
+        nb::arg("use_cats"), nb::arg("order").noconvert());
   m.def("coco_grouped_box_iou", &grouped_box_iou_entry, nb::arg("dt"), nb::arg("gt"),
         nb::arg("iscrowd"), nb::arg("dt_offsets"), nb::arg("gt_offsets"),
         nb::arg("iou_offsets"), nb::arg("out").noconvert());

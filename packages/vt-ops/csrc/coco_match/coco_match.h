@@ -20,6 +20,14 @@ struct Groups {
   int64_t n;
 };
 
+// The order pycocotools visits detections in: by group (category-major (category,
+// image) groups, or images when use_cats is false), then by decreasing score, then (without
+// categories) by category, then by input position. Stable counting sorts by image and
+// category, then a stable sort by score inside each group. img / cat are positions in
+// [0, n_img) / [0, n_cat).
+void group_order(const int64_t* img, const int64_t* cat, const double* score, int64_t n,
+                 int64_t n_img, int64_t n_cat, bool use_cats, int64_t* order);
+
 // Box overlaps ((x, y, w, h), pycocotools' bbIou with the crowd rule) of every group.
 void grouped_box_iou(const double* dt, const double* gt, const uint8_t* crowd,
                      const Groups& groups, double* out);
@@ -48,14 +56,14 @@ struct MatchInputs {
 };
 
 // Greedy matching (evaluateImg) of every group and area range. Writes
-// dt_state[(a * T + t) * num_dt + d]: 0 false positive, 1 true positive, 2 ignored,
+// dt_state[(d * A + a) * T + t]: 0 false positive, 1 true positive, 2 ignored,
 // and npig[a * num_groups + g]: the number of non-ignored ground truths.
 void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_t* npig);
 
 struct AccumulateInputs {
   const double* dt_scores;
   const int64_t* dt_rank;      // rank of the detection within its group
-  const int8_t* dt_state;      // A x T x num_dt
+  const int8_t* dt_state;      // num_dt x A x T
   int64_t num_dt;
   const int64_t* cat_off;      // K + 1: detections of category k, in image order
   int64_t num_cats;
@@ -68,7 +76,8 @@ struct AccumulateInputs {
   int64_t num_max_dets;
 };
 
-// pycocotools' accumulate: precision / scores (T x R x K x A x M) and recall (T x K x A x M);
+// pycocotools' accumulate: precision / scores (K x A x M x T x R) and recall (K x A x M x T),
+// each category's block contiguous (pycocotools' T x R x K x A x M is a transposed view);
 // entries of categories without non-ignored ground truth are left untouched (-1).
 void accumulate(const AccumulateInputs& in, double* precision, double* recall, double* scores);
 

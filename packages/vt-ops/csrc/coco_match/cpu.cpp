@@ -51,7 +51,44 @@ double numpy_sum(const double* a, int64_t n) {
   return first + res;
 }
 
+// Stable counting sort of `in` (indices) by key[in[i]] in [0, buckets).
+void counting_sort(const std::vector<int64_t>& in, const int64_t* key, int64_t buckets,
+                   std::vector<int64_t>& out) {
+  std::vector<int64_t> start(buckets + 1, 0);
+  for (int64_t i : in) ++start[key[i] + 1];
+  for (int64_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
+  out.resize(in.size());
+  for (int64_t i : in) out[start[key[i]]++] = i;
+}
+
 }  // namespace
+
+void group_order(const int64_t* img, const int64_t* cat, const double* score, int64_t n,
+                 int64_t n_img, int64_t n_cat, bool use_cats, int64_t* order) {
+  std::vector<int64_t> a(n), b;
+  std::iota(a.begin(), a.end(), int64_t(0));
+  counting_sort(a, img, n_img, b);  // by image
+  if (use_cats) {
+    counting_sort(b, cat, n_cat, a);  // then by category: (category, image) groups
+    b.swap(a);
+  }
+  // groups are runs of equal (category,) image; sort each by score
+  auto same_group = [&](int64_t x, int64_t y) {
+    return img[x] == img[y] && (!use_cats || cat[x] == cat[y]);
+  };
+  auto before = [&](int64_t x, int64_t y) {
+    if (score[x] != score[y]) return score[x] > score[y];
+    return !use_cats && cat[x] < cat[y];
+  };
+  int64_t begin = 0;
+  while (begin < n) {
+    int64_t end = begin + 1;
+    while (end < n && same_group(b[begin], b[end])) ++end;
+    if (end - begin > 1) std::stable_sort(b.begin() + begin, b.begin() + end, before);
+    begin = end;
+  }
+  std::copy(b.begin(), b.end(), order);
+}
 
 void grouped_box_iou(const double* dt, const double* gt, const uint8_t* crowd,
                      const Groups& groups, double* out) {
@@ -113,7 +150,7 @@ void grouped_oks(const double* dt, const double* gt, const double* gt_box,
 }
 
 void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_t* npig) {
-  const int64_t A = in.num_areas, T = in.num_thrs, D = in.num_dt;
+  const int64_t A = in.num_areas, T = in.num_thrs, AT = A * T;
   parallel_for(0, groups.n, kGroupGrain, [&](int64_t b, int64_t e) {
     std::vector<int64_t> order;
     std::vector<uint8_t> gt_ig, gt_matched;
@@ -128,6 +165,15 @@ void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_
       dt_match.resize(nd);
       for (int64_t a = 0; a < A; ++a) {
         const double lo = in.area_rng[2 * a], hi = in.area_rng[2 * a + 1];
+        if (ng == 0) {  // nothing to match: false positives unless outside the area range
+          npig[a * groups.n + g] = 0;
+          for (int64_t d = 0; d < nd; ++d) {
+            const double area = in.dt_area[d0 + d];
+            const int8_t s = (area < lo || area > hi) ? 2 : 0;
+            std::fill_n(dt_state + (d0 + d) * AT + a * T, T, s);
+          }
+          continue;
+        }
         // ground truths ignored in this area range go last (stable)
         int64_t kept = 0;
         for (int64_t j = 0; j < ng; ++j) {
@@ -159,7 +205,6 @@ void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_
             dt_match[d] = m;
             if (m > -1) gt_matched[m] = 1;
           }
-          int8_t* state = dt_state + (a * T + t) * D + d0;
           for (int64_t d = 0; d < nd; ++d) {
             const int64_t m = dt_match[d];
             // pycocotools stores the matched ground-truth id and tests it against 0
@@ -169,7 +214,7 @@ void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_
               const double area = in.dt_area[d0 + d];
               ignored = ignored || area < lo || area > hi;
             }
-            state[d] = ignored ? 2 : (matched ? 1 : 0);
+            dt_state[(d0 + d) * AT + a * T + t] = ignored ? 2 : (matched ? 1 : 0);
           }
         }
       }
@@ -177,54 +222,92 @@ void match(const MatchInputs& in, const Groups& groups, int8_t* dt_state, int64_
   });
 }
 
+// pycocotools computes, over the score-sorted detections, rc = tp / npig and
+// pr = tp / (fp + tp + eps), takes the running maximum of pr from the right and reads
+// it at searchsorted(rc, recThrs). Both only change at true positives: the running
+// maximum at a position is the maximum of pr over the true positives from there on
+// (pr cannot grow between them), and rc reaches a threshold first at a true positive
+// (or at position 0 for a threshold <= 0). So only the true positives are visited,
+// with the same floating-point expressions, giving bit-identical results.
 void accumulate(const AccumulateInputs& in, double* precision, double* recall, double* scores) {
   const int64_t K = in.num_cats, A = in.num_areas, T = in.num_thrs, R = in.num_rec,
-                M = in.num_max_dets, D = in.num_dt;
+                M = in.num_max_dets, AT = A * T;
   const double eps = DBL_EPSILON;  // np.spacing(1)
   parallel_for(0, K, 1, [&](int64_t kb, int64_t ke) {
     std::vector<int64_t> sorted, kept;
-    std::vector<double> rc, pr;
+    std::vector<int8_t> state;  // the category's detection states, in sorted order
+    std::vector<std::vector<int64_t>> tp_pos(T);  // position (in kept) of every true positive
+    std::vector<std::vector<double>> tp_fp(T);    // false positives before it
+    std::vector<double> fp(T), best;
     for (int64_t k = kb; k < ke; ++k) {
-      const int64_t begin = in.cat_off[k], end = in.cat_off[k + 1];
+      const int64_t begin = in.cat_off[k], end = in.cat_off[k + 1], n = end - begin;
       // mergesort of the concatenated detections by decreasing score (stable)
-      sorted.resize(end - begin);
+      sorted.resize(n);
       std::iota(sorted.begin(), sorted.end(), begin);
       std::stable_sort(sorted.begin(), sorted.end(), [&](int64_t x, int64_t y) {
         return in.dt_scores[x] > in.dt_scores[y];
       });
-      for (int64_t a = 0; a < A; ++a) {
-        const int64_t np = in.npig[a * K + k];
-        if (np == 0) continue;
-        for (int64_t mi = 0; mi < M; ++mi) {
-          kept.clear();
-          for (int64_t i : sorted)
-            if (in.dt_rank[i] < in.max_dets[mi]) kept.push_back(i);
-          const int64_t nd = static_cast<int64_t>(kept.size());
-          rc.resize(nd);
-          pr.resize(nd);
+      state.resize(n * AT);
+      for (int64_t i = 0; i < n; ++i)
+        std::copy_n(in.dt_state + sorted[i] * AT, AT, state.begin() + i * AT);
+      for (int64_t mi = 0; mi < M; ++mi) {
+        kept.clear();
+        for (int64_t i = 0; i < n; ++i)
+          if (in.dt_rank[sorted[i]] < in.max_dets[mi]) kept.push_back(i);
+        const int64_t nd = static_cast<int64_t>(kept.size());
+        for (int64_t a = 0; a < A; ++a) {
+          const int64_t np = in.npig[a * K + k];
+          if (np == 0) continue;
+          const double npd = static_cast<double>(np);
           for (int64_t t = 0; t < T; ++t) {
-            const int8_t* state = in.dt_state + (a * T + t) * D;
-            double tp = 0, fp = 0;
-            for (int64_t i = 0; i < nd; ++i) {
-              const int8_t s = state[kept[i]];
-              tp += s == 1;
-              fp += s == 0;
-              rc[i] = tp / static_cast<double>(np);
-              pr[i] = tp / (fp + tp + eps);
+            tp_pos[t].clear();
+            tp_fp[t].clear();
+            fp[t] = 0;
+          }
+          for (int64_t ii = 0; ii < nd; ++ii) {
+            const int8_t* s = state.data() + kept[ii] * AT + a * T;
+            bool any_tp = false;
+            for (int64_t t = 0; t < T; ++t) {  // branch-free: a true positive adds 0
+              fp[t] += s[t] == 0;
+              any_tp |= s[t] == 1;
             }
-            recall[((t * K + k) * A + a) * M + mi] = nd ? rc[nd - 1] : 0.0;
-            for (int64_t i = nd - 1; i > 0; --i)
-              if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
-            bool in_range = true;
-            for (int64_t r = 0; r < R; ++r) {
-              const int64_t idx = ((((t * R + r) * K + k) * A + a) * M + mi);
-              int64_t pi = nd;
-              if (in_range) {
-                pi = std::lower_bound(rc.begin(), rc.end(), in.rec_thrs[r]) - rc.begin();
-                in_range = pi < nd;  // pycocotools stops filling at the first miss
+            if (!any_tp) continue;
+            for (int64_t t = 0; t < T; ++t) {
+              if (s[t] == 1) {
+                tp_pos[t].push_back(ii);
+                tp_fp[t].push_back(fp[t]);
               }
-              precision[idx] = in_range ? pr[pi] : 0.0;
-              scores[idx] = in_range ? in.dt_scores[kept[pi]] : 0.0;
+            }
+          }
+          for (int64_t t = 0; t < T; ++t) {
+            const int64_t ntp = static_cast<int64_t>(tp_pos[t].size());
+            recall[((k * A + a) * M + mi) * T + t] = nd ? static_cast<double>(ntp) / npd : 0.0;
+            // best[v] = max precision over true positives v..ntp (1-based)
+            best.assign(ntp + 2, 0.0);
+            for (int64_t v = ntp; v >= 1; --v) {
+              const double tp = static_cast<double>(v);
+              const double pr = tp / (tp_fp[t][v - 1] + tp + eps);
+              best[v] = pr > best[v + 1] ? pr : best[v + 1];
+            }
+            bool in_range = nd > 0;
+            int64_t v = 0;
+            for (int64_t r = 0; r < R; ++r) {
+              const int64_t idx = (((k * A + a) * M + mi) * T + t) * R + r;
+              if (in_range) {
+                // smallest v with v / npig >= thr, as searchsorted(rc, thr, 'left')
+                const double thr = in.rec_thrs[r];
+                while (v > 0 && static_cast<double>(v - 1) / npd >= thr) --v;
+                while (v <= ntp && static_cast<double>(v) / npd < thr) ++v;
+                in_range = v <= ntp;  // pycocotools stops filling at the first miss
+              }
+              if (!in_range) {
+                precision[idx] = 0.0;
+                scores[idx] = 0.0;
+                continue;
+              }
+              const int64_t pos = v == 0 ? 0 : tp_pos[t][v - 1];
+              precision[idx] = v == 0 ? best[1] : best[v];
+              scores[idx] = in.dt_scores[sorted[kept[pos]]];
             }
           }
         }

@@ -39,32 +39,37 @@ NumpyArray<T> to_numpy(std::vector<T>&& values, std::initializer_list<size_t> sh
 }
 
 // The float value of a Python number (int, float, numpy scalar); TypeError otherwise.
-inline double number_as_double(PyObject* obj, const std::string& where) {
+// `where` (a callable returning the value's name) is only called on error.
+template <class Where>
+double number_as_double(PyObject* obj, Where&& where) {
+  if (PyFloat_CheckExact(obj)) return PyFloat_AS_DOUBLE(obj);
   const double v = PyFloat_AsDouble(obj);
   if (v == -1.0 && PyErr_Occurred()) {
     PyErr_Clear();
-    raise_type(where + ": expected a number, got " + Py_TYPE(obj)->tp_name);
+    raise_type(where() + ": expected a number, got " + Py_TYPE(obj)->tp_name);
   }
   return v;
 }
 
 // The integer value of a Python int (or an object with __index__); TypeError otherwise.
-inline int64_t number_as_int64(PyObject* obj, const std::string& where) {
-  if (PyFloat_Check(obj)) raise_type(where + ": expected an integer, got float");
+template <class Where>
+int64_t number_as_int64(PyObject* obj, Where&& where) {
+  if (PyFloat_Check(obj)) raise_type(where() + ": expected an integer, got float");
   const long long v = PyLong_AsLongLong(obj);
   if (v == -1 && PyErr_Occurred()) {
     PyErr_Clear();
-    raise_type(where + ": expected an integer, got " + Py_TYPE(obj)->tp_name);
+    raise_type(where() + ": expected an integer, got " + Py_TYPE(obj)->tp_name);
   }
   return static_cast<int64_t>(v);
 }
 
 // A sequence of numbers as doubles, appended to out; returns how many.
-inline size_t append_doubles(PyObject* seq, const std::string& where, std::vector<double>& out) {
+template <class Where>
+size_t append_doubles(PyObject* seq, Where&& where, std::vector<double>& out) {
   PyObject* fast = PySequence_Fast(seq, "");
   if (fast == nullptr) {
     PyErr_Clear();
-    raise_type(where + ": expected a sequence of numbers, got " + Py_TYPE(seq)->tp_name);
+    raise_type(where() + ": expected a sequence of numbers, got " + Py_TYPE(seq)->tp_name);
   }
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
   PyObject** items = PySequence_Fast_ITEMS(fast);

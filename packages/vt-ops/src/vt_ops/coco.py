@@ -32,6 +32,7 @@ __all__ = [
     "rle_iou",
     "rle_from_objects",
     "coco_box_iou",
+    "coco_group_order",
     "coco_grouped_iou",
     "coco_grouped_oks",
     "coco_match",
@@ -291,6 +292,39 @@ def rle_from_objects(obj: Any, h: int, w: int) -> Any:
     return rle_unpack(rle_pack([[obj]], [h], [w], name="obj"))[0]
 
 
+def coco_group_order(
+    image_positions: Any,
+    category_positions: Any,
+    scores: Any,
+    num_images: int,
+    num_categories: int,
+    use_cats: bool = True,
+) -> np.ndarray:
+    """The order in which pycocotools visits detections, in O(N) (counting sorts).
+
+    Args:
+        image_positions (array-like[N]): position of each detection's image in the
+            sorted evaluated image ids, in [0, num_images).
+        category_positions (array-like[N]): position of its category, in [0, num_categories).
+        scores (array-like[N]): detection scores.
+        num_images, num_categories: the number of evaluated images and categories.
+        use_cats: group by (category, image), category-major; else by image.
+
+    Returns:
+        ndarray[N], int64: indices ordered by group, then decreasing score, then (when
+        categories are ignored) category, then input position: the stable mergesorts of
+        ``COCOeval.evaluateImg`` on pycocotools' per-group lists.
+    """
+    img = np.ascontiguousarray(image_positions, dtype=np.int64)
+    cat = np.ascontiguousarray(category_positions, dtype=np.int64)
+    sc = np.ascontiguousarray(scores, dtype=np.float64)
+    if not (img.ndim == cat.ndim == sc.ndim == 1 and img.shape == cat.shape == sc.shape):
+        raise ValueError("image_positions, category_positions and scores: expected (N,) arrays")
+    order = np.empty(img.shape[0], dtype=np.int64)
+    _C.coco_group_order(img, cat, sc, int(num_images), int(num_categories), bool(use_cats), order)
+    return order
+
+
 def _group_offsets(dt_offsets: Any, gt_offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dto = np.ascontiguousarray(dt_offsets, dtype=np.int64)
     gto = np.ascontiguousarray(gt_offsets, dtype=np.int64)
@@ -407,7 +441,7 @@ def coco_match(
         iou_thresholds (ndarray[T]): thresholds (capped at 1 - 1e-10 as pycocotools).
 
     Returns:
-        (dt_state, npig): int8 (A, T, D) with 0 false positive, 1 true positive,
+        (dt_state, npig): int8 (D, A, T) with 0 false positive, 1 true positive,
         2 ignored; int64 (A, NG) number of non-ignored ground truths per group.
     """
 
@@ -418,7 +452,7 @@ def coco_match(
     areas = arr(area_ranges, np.float64).reshape(-1, 2)
     nd = int(np.asarray(dt_area).shape[0])
     ng = len(dt_offsets) - 1
-    state = np.empty((areas.shape[0], thr.shape[0], nd), dtype=np.int8)
+    state = np.empty((nd, areas.shape[0], thr.shape[0]), dtype=np.int8)
     npig = np.empty((areas.shape[0], ng), dtype=np.int64)
     _C.coco_match(
         arr(ious, np.float64),
@@ -453,7 +487,7 @@ def coco_accumulate(
         dt_scores (ndarray[D]): detection scores, detections grouped by category, images
             in evaluation order within a category, decreasing score within an image.
         dt_rank (ndarray[D]): rank of each detection within its (image, category) group.
-        dt_state (ndarray[A, T, D], int8): from :func:`coco_match`.
+        dt_state (ndarray[D, A, T], int8): from :func:`coco_match`.
         cat_offsets (ndarray[K + 1]): category k owns detections
             ``cat_offsets[k]:cat_offsets[k + 1]``.
         npig (ndarray[A, K]): non-ignored ground truths per area range and category.
@@ -464,12 +498,14 @@ def coco_accumulate(
         precision (T, R, K, A, M), recall (T, K, A, M), scores (T, R, K, A, M); -1 where
         a category has no non-ignored ground truth.
     """
-    a, t = dt_state.shape[0], dt_state.shape[1]
+    a, t = dt_state.shape[1], dt_state.shape[2]
     k = len(cat_offsets) - 1
     rec = np.ascontiguousarray(rec_thresholds, dtype=np.float64)
     md = np.ascontiguousarray(max_dets, dtype=np.int64)
-    precision = np.full((t, rec.shape[0], k, a, md.shape[0]), -1.0)
-    recall = np.full((t, k, a, md.shape[0]), -1.0)
+    # computed category-major (each category's block contiguous), returned in
+    # pycocotools' axis order as transposed views
+    precision = np.full((k, a, md.shape[0], t, rec.shape[0]), -1.0)
+    recall = np.full((k, a, md.shape[0], t), -1.0)
     scores = np.full_like(precision, -1.0)
     _C.coco_accumulate(
         np.ascontiguousarray(dt_scores, dtype=np.float64),
@@ -483,7 +519,11 @@ def coco_accumulate(
         recall,
         scores,
     )
-    return precision, recall, scores
+    return (
+        precision.transpose(3, 4, 0, 1, 2),
+        recall.transpose(3, 0, 1, 2),
+        scores.transpose(3, 4, 0, 1, 2),
+    )
 
 
 def records_fields(
