@@ -1,5 +1,6 @@
 #include <nanobind/stl/string.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -176,7 +177,11 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
     nb::gil_scoped_release release;
     parallel_for(0, n, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        decode_source(sources[i], decoded[i]);
+        try {
+          decode_source(sources[i], decoded[i]);
+        } catch (const std::invalid_argument& err) {
+          throw std::invalid_argument(name + "[" + std::to_string(i) + "]: " + err.what());
+        }
         sizes[2 * i] = sources[i].h;
         sizes[2 * i + 1] = sources[i].w;
       }
