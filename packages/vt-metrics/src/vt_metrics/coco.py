@@ -157,8 +157,10 @@ class COCOEvalResult:
         scores (ndarray[T, R, K, A, M]): ``COCOeval.eval['scores']``.
         cat_ids (list[int]): category ids along K (``[-1]`` when categories are ignored).
         img_ids (list[int]): evaluated image ids.
-        iou_thresholds (ndarray[T]), rec_thresholds (ndarray[R]), max_dets (list[int]),
-        area_ranges (dict[str, tuple[float, float]]): the parameters used.
+        iou_thresholds (ndarray[T]): IoU thresholds used.
+        rec_thresholds (ndarray[R]): recall thresholds used.
+        max_dets (list[int]): detections per image considered.
+        area_ranges (dict[str, tuple[float, float]]): area ranges used, by label.
     """
 
     iou_type: str

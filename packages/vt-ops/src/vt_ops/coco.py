@@ -267,7 +267,8 @@ def rle_from_objects(obj: Any, h: int, w: int) -> Any:
         obj: a list of polygons ``[[x1, y1, ...], ...]`` (one RLE per polygon), an
             ndarray / list of (x, y, w, h) boxes, a list of uncompressed RLE dicts, or
             one polygon, box or uncompressed RLE dict.
-        h, w: mask height and width (uncompressed RLEs keep their own size).
+        h: mask height (uncompressed RLEs keep their own size).
+        w: mask width.
 
     Returns:
         list[dict] for a list input, one dict for a single object.
@@ -307,7 +308,8 @@ def coco_group_order(
             sorted evaluated image ids, in [0, num_images).
         category_positions (array-like[N]): position of its category, in [0, num_categories).
         scores (array-like[N]): detection scores.
-        num_images, num_categories: the number of evaluated images and categories.
+        num_images: the number of evaluated images.
+        num_categories: the number of evaluated categories.
         use_cats: group by (category, image), category-major; else by image.
 
     Returns:
@@ -385,7 +387,8 @@ def coco_grouped_oks(
             ground truth without visible keypoints are compared with the box doubled.
         gt_areas (array-like[G]): ground-truth areas (the OKS scale).
         sigmas (array-like[K]): per-keypoint falloff.
-        dt_offsets, gt_offsets: group offsets as in :func:`coco_grouped_iou`.
+        dt_offsets (array-like[NG + 1]): detection group offsets as in :func:`coco_grouped_iou`.
+        gt_offsets (array-like[NG + 1]): ground-truth group offsets.
 
     Returns:
         (oks, oks_offsets) laid out as :func:`coco_grouped_iou`.
@@ -430,7 +433,10 @@ def coco_match(
     the largest maxDets; ground truths keep their dataset order.
 
     Args:
-        ious, iou_offsets, dt_offsets, gt_offsets: overlaps as from :func:`coco_grouped_iou`.
+        ious (ndarray): overlaps from :func:`coco_grouped_iou` (or :func:`coco_grouped_oks`).
+        iou_offsets (ndarray[NG + 1]): where each group's overlap block starts.
+        dt_offsets (ndarray[NG + 1]): detection group offsets.
+        gt_offsets (ndarray[NG + 1]): ground-truth group offsets.
         gt_ignore (ndarray[G], bool): ignored in every area range (crowd).
         gt_crowd (ndarray[G], bool): may match several detections.
         gt_area (ndarray[G]): areas compared with the area ranges.
