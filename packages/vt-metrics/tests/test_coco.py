@@ -90,6 +90,13 @@ def test_area_ranges_and_subsets_match_pycocotools(coco_data, reference):
     assert_same(ours, ref)
 
 
+def test_box_evaluation_of_mask_results(coco_data, reference):
+    # results with masks only: loadRes derives their boxes and areas from the masks
+    gt, dets = coco_data(2, segm=True)
+    assert "bbox" not in dets[0]
+    assert_same(COCOEvaluator(gt, "bbox").evaluate(dets), reference(gt, dets, "bbox"))
+
+
 def test_annotation_id_zero_follows_pycocotools(coco_data, reference):
     # pycocotools records the matched ground-truth id and treats id 0 as "no match"
     gt, dets = coco_data(11, zero_id=True)
@@ -257,6 +264,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="missing key 'segmentation'"):
         COCOEvaluator(gt, "segm")
     gt["annotations"][0]["segmentation"] = [[0, 0, 5, 0, 5, 5]]
+    no_size = copy.deepcopy(gt)
+    del no_size["images"][0]["height"]
+    with pytest.raises(ValueError, match="polygons need the image height and width"):
+        COCOEvaluator(no_size, "segm")
     with pytest.raises(ValueError, match=r"detections\[0\]: missing key 'segmentation'"):
         COCOEvaluator(gt, "segm").evaluate([det])
 

@@ -440,7 +440,8 @@ class COCOEvaluator:
         else:
             rule = "none"
         if rule == "bbox" or self.iou_type == "bbox":
-            fields["bbox"] = (_FLOAT, 4, None)
+            # mask-only results get the box around their mask, as loadRes
+            fields["bbox"] = (_FLOAT, 4, np.nan if rule == "segm" else None)
         if rule == "keypoints" or self.iou_type == "keypoints":
             fields["keypoints"] = (_FLOAT, 3 * len(self.kpt_oks_sigmas), None)
         out = vt_ops.records_fields(dets, fields, name="detections")
@@ -517,6 +518,11 @@ class COCOEvaluator:
             if self.iou_type == "segm" or rule == "segm"
             else None
         )
+        if rule == "segm" and self.iou_type == "bbox":
+            boxes = det["bbox"][idx]
+            missing = np.isnan(boxes[:, 0])
+            boxes[missing] = vt_ops.rle_to_bbox(dt_rles)[missing]
+            det["bbox"][idx] = boxes
         ious, iou_off = self._overlaps(det, dt_rles, idx, dt_off, gt_off)
         # results with masks and no boxes take the mask area, as loadRes
         dt_area = vt_ops.rle_area(dt_rles).astype(_FLOAT) if rule == "segm" else det["area"][idx]

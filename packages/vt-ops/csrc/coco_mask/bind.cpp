@@ -162,7 +162,8 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
     if (PyDict_Check(obj)) {
       parse_rle_dict(obj, where, sources[i]);
     } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
-      if (!have_hw) raise_value(where + ": polygons need the image height and width");
+      if (!have_hw || hs[i] < 0 || ws[i] < 0)
+        raise_value(where + ": polygons need the image height and width");
       sources[i].h = hs[i];
       sources[i].w = ws[i];
       parse_polygons(obj, where, sources[i]);

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vt_ops import _C
+from vt_ops._arrays import is_torch
 
 __all__ = [
     "PackedRLE",
@@ -113,11 +114,14 @@ def rle_encode(masks: np.ndarray) -> Any:
     """Run-length encode binary masks (pycocotools ``mask.encode``).
 
     Args:
-        masks (ndarray[H, W, N] or ndarray[H, W], uint8): binary masks.
+        masks (ndarray[H, W, N] or ndarray[H, W], uint8): binary masks (a torch
+            tensor is copied to a numpy array).
 
     Returns:
         list[dict] of N compressed RLEs, or one dict for a 2-d input.
     """
+    if is_torch(masks):
+        masks = masks.detach().cpu().numpy()
     if not isinstance(masks, np.ndarray):
         raise TypeError(f"masks: expected a numpy array, got {type(masks).__name__}")
     if masks.dtype != np.uint8:
