@@ -373,19 +373,13 @@ class COCOEvaluator:
         self._gt_zero_id = gt["id"][order] == 0
         self._gt_boxes = np.ascontiguousarray(gt["bbox"][order]) if "bbox" in gt else None
         self._gt_keypoints = np.ascontiguousarray(gt["keypoints"][order]) if keypoints else None
-        self._gt_rles = None
+        self._gt_rles = self._gt_rle_boxes = None
         if iou_type == "segm":
-            segms = []
-            for i in order.tolist():
-                if "segmentation" not in anns[i]:
-                    raise ValueError(
-                        f"ground_truth['annotations'][{i}]: missing key 'segmentation'"
-                    )
-                segms.append(anns[i]["segmentation"])
             h, w = self._image_sizes(gt["image_id"][order])
             self._gt_rles = vt_ops.rle_pack(
-                segms, h, w, name="ground_truth['annotations'] segmentation"
+                anns, h, w, key="segmentation", indices=order, name="ground_truth['annotations']"
             )
+            self._gt_rle_boxes = vt_ops.rle_to_bbox(self._gt_rles)
 
     # --- grouping ------------------------------------------------------------------
 
@@ -457,15 +451,22 @@ class COCOEvaluator:
             out["area"] = np.zeros(0)
         return out, dets, rule
 
-    def _detection_rles(self, dets: list, det: dict[str, np.ndarray], idx: np.ndarray) -> Any:
-        segms = []
-        for i in idx.tolist():
-            s = dets[i].get("segmentation")
-            if s is None:
-                raise ValueError(f"detections[{i}]: missing key 'segmentation'")
-            segms.append(s)
-        h, w = self._image_sizes(det["image_id"][idx])
-        return vt_ops.rle_pack(segms, h, w, name="detections segmentation")
+    def _detection_rles(
+        self, dets: list, det: dict[str, np.ndarray], idx: np.ndarray, need: Any = None
+    ) -> Any:
+        """Masks of the detections idx; with `need`, masks left out are empty 0 x 0 RLEs."""
+        sel = idx if need is None else idx[need]
+        h, w = self._image_sizes(det["image_id"][sel])
+        rles = vt_ops.rle_pack(dets, h, w, key="segmentation", indices=sel, name="detections")
+        if need is None:
+            return rles
+        lengths = np.zeros(len(idx), dtype=_INT)
+        lengths[need] = np.diff(rles.offsets)
+        offsets = np.zeros(len(idx) + 1, dtype=_INT)
+        np.cumsum(lengths, out=offsets[1:])
+        sizes = np.zeros((len(idx), 2), dtype=_INT)
+        sizes[need] = rles.sizes
+        return vt_ops.PackedRLE(rles.counts, offsets, sizes)
 
     def evaluate(
         self, detections: Sequence[Mapping[str, Any]] | str | os.PathLike[str]
@@ -513,11 +514,12 @@ class COCOEvaluator:
             _INT
         )
 
-        dt_rles = (
-            self._detection_rles(dets, det, idx)
-            if self.iou_type == "segm" or rule == "segm"
-            else None
-        )
+        dt_rles = None
+        if rule == "segm":  # the masks give the areas (and boxes): decode them all
+            dt_rles = self._detection_rles(dets, det, idx)
+        elif self.iou_type == "segm":  # only masks in groups with ground truth are compared
+            need = np.repeat(np.diff(gt_off) > 0, np.diff(dt_off))
+            dt_rles = self._detection_rles(dets, det, idx, need)
         if rule == "segm" and self.iou_type == "bbox":
             boxes = det["bbox"][idx]
             missing = np.isnan(boxes[:, 0])
@@ -587,4 +589,6 @@ class COCOEvaluator:
                 dt_off,
                 gt_off,
             )
-        return vt_ops.coco_grouped_iou(dt_rles, self._gt_rles, self._gt_crowd, dt_off, gt_off)
+        return vt_ops.coco_grouped_iou(
+            dt_rles, self._gt_rles, self._gt_crowd, dt_off, gt_off, gt_boxes=self._gt_rle_boxes
+        )

@@ -98,7 +98,8 @@ void parse_polygons(PyObject* obj, const std::string& where, Source& src) {
 void decode_source(const Source& src, std::vector<uint32_t>& out) {
   switch (src.kind) {
     case Source::kString:
-      rle_from_string(src.text, src.length, out);
+      out.resize(rle_string_length(src.text, src.length));
+      rle_from_string(src.text, src.length, out.data());
       break;
     case Source::kCounts:
       out = src.counts;
@@ -139,56 +140,109 @@ nb::tuple pack_results(std::vector<std::vector<uint32_t>>& per_item,
 }
 
 // Segmentations (compressed / uncompressed RLE dicts, or lists of polygons rasterised at
-// heights[i] x widths[i] and merged) -> packed counts, offsets, sizes.
+// heights[i] x widths[i] and merged) -> packed counts, offsets, sizes. With `key`, objs are
+// records holding the segmentation under that key; with `indices`, only those records are
+// packed, in that order. Compressed strings are decoded straight into the packed array.
 nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& widths,
-                         const std::string& name) {
+                         const std::string& name, const std::string& key,
+                         const Array& indices, bool use_indices) {
   PyObject* fast = PySequence_Fast(objs.ptr(), "");
   if (fast == nullptr) {
     PyErr_Clear();
-    raise_type(name + ": expected a list of segmentations");
+    raise_type(name + ": expected a list");
   }
   nb::object guard = nb::steal(fast);
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+  const Py_ssize_t size = PySequence_Fast_GET_SIZE(fast);
   PyObject** items = PySequence_Fast_ITEMS(fast);
-  const bool have_hw = heights.ndim() == 1 && static_cast<Py_ssize_t>(heights.shape(0)) == n;
+  check_arg(indices.dtype() == nb::dtype<int64_t>() && indices.ndim() == 1,
+            "indices must be a 1-d int64 array");
+  const bool all = !use_indices;
+  const int64_t n = all ? size : static_cast<int64_t>(indices.shape(0));
+  const int64_t* idx = data_ptr<int64_t>(indices);
+  const bool have_hw = heights.ndim() == 1 && static_cast<int64_t>(heights.shape(0)) == n;
   check_arg(heights.dtype() == nb::dtype<int64_t>() && widths.dtype() == nb::dtype<int64_t>(),
             "heights and widths must be int64");
   const int64_t* hs = data_ptr<int64_t>(heights);
   const int64_t* ws = data_ptr<int64_t>(widths);
+  nb::object py_key = key.empty() ? nb::object() : nb::object(nb::str(key.c_str()));
   std::vector<Source> sources(static_cast<size_t>(n));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* obj = items[i];
-    const std::string where = name + "[" + std::to_string(i) + "]";  // cheap next to decoding
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t item = all ? i : idx[i];
+    if (item < 0 || item >= size) raise_value(name + ": index out of range");
+    PyObject* obj = items[item];
+    auto where = [&] {
+      return name + "[" + std::to_string(item) + "]" + (key.empty() ? "" : "['" + key + "']");
+    };
+    if (!key.empty()) {
+      if (!PyDict_Check(obj))
+        raise_type(name + "[" + std::to_string(item) + "]: expected a dict, got " +
+                   Py_TYPE(obj)->tp_name);
+      obj = PyDict_GetItemWithError(obj, py_key.ptr());
+      if (obj == nullptr) {
+        if (PyErr_Occurred()) throw nb::python_error();
+        raise_value(name + "[" + std::to_string(item) + "]: missing key '" + key + "'");
+      }
+    }
     if (PyDict_Check(obj)) {
-      parse_rle_dict(obj, where, sources[i]);
+      parse_rle_dict(obj, where(), sources[i]);
     } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
       if (!have_hw || hs[i] < 0 || ws[i] < 0)
-        raise_value(where + ": polygons need the image height and width");
+        raise_value(where() + ": polygons need the image height and width");
       sources[i].h = hs[i];
       sources[i].w = ws[i];
-      parse_polygons(obj, where, sources[i]);
+      parse_polygons(obj, where(), sources[i]);
     } else {
-      raise_type(where + ": expected an RLE dict or a list of polygons, got " +
+      raise_type(where() + ": expected an RLE dict or a list of polygons, got " +
                  Py_TYPE(obj)->tp_name);
     }
   }
-  std::vector<std::vector<uint32_t>> decoded(static_cast<size_t>(n));
-  std::vector<int64_t> sizes(2 * static_cast<size_t>(n));
+  auto fail = [&](int64_t i, const std::invalid_argument& err) {
+    const int64_t item = all ? i : idx[i];
+    throw std::invalid_argument(name + "[" + std::to_string(item) + "]: " + err.what());
+  };
+  std::vector<int64_t> offsets(static_cast<size_t>(n) + 1, 0), sizes(2 * static_cast<size_t>(n));
+  std::vector<uint32_t> counts;
   {
     nb::gil_scoped_release release;
+    // lengths (rasterising polygons on the way), then decoding into place
     parallel_for(0, n, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
+        Source& src = sources[i];
         try {
-          decode_source(sources[i], decoded[i]);
+          if (src.kind == Source::kPolygons) {
+            decode_source(src, src.counts);
+            src.kind = Source::kCounts;
+          }
         } catch (const std::invalid_argument& err) {
-          throw std::invalid_argument(name + "[" + std::to_string(i) + "]: " + err.what());
+          fail(i, err);
         }
-        sizes[2 * i] = sources[i].h;
-        sizes[2 * i + 1] = sources[i].w;
+        offsets[i + 1] = src.kind == Source::kString
+                             ? static_cast<int64_t>(rle_string_length(src.text, src.length))
+                             : static_cast<int64_t>(src.counts.size());
+        sizes[2 * i] = src.h;
+        sizes[2 * i + 1] = src.w;
+      }
+    });
+    for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
+    counts.resize(static_cast<size_t>(offsets[n]));
+    parallel_for(0, n, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const Source& src = sources[i];
+        try {
+          if (src.kind == Source::kString)
+            rle_from_string(src.text, src.length, counts.data() + offsets[i]);
+          else
+            std::copy(src.counts.begin(), src.counts.end(), counts.begin() + offsets[i]);
+        } catch (const std::invalid_argument& err) {
+          fail(i, err);
+        }
       }
     });
   }
-  return pack_results(decoded, std::move(sizes));
+  const size_t total = counts.size();
+  return nb::make_tuple(to_numpy(std::move(counts), {total}),
+                        to_numpy(std::move(offsets), {static_cast<size_t>(n) + 1}),
+                        to_numpy(std::move(sizes), {static_cast<size_t>(n), 2}));
 }
 
 // Packed RLEs -> [{'size': [h, w], 'counts': bytes}, ...] (pycocotools' compressed form).
@@ -324,7 +378,8 @@ nb::tuple rle_from_bbox_entry(const Array& boxes, int64_t height, int64_t width)
 
 void bind(nb::module_& m) {
   m.def("rle_pack", &rle_pack_entry, nb::arg("objs"), nb::arg("heights"), nb::arg("widths"),
-        nb::arg("name"), "Segmentations (RLE dicts or polygon lists) -> (counts, offsets, sizes).");
+        nb::arg("name"), nb::arg("key"), nb::arg("indices"), nb::arg("use_indices"),
+        "Segmentations (RLE dicts or polygon lists) -> (counts, offsets, sizes).");
   m.def("rle_unpack", &rle_unpack_entry, nb::arg("counts"), nb::arg("offsets"),
         nb::arg("sizes"), "Packed RLEs -> list of compressed RLE dicts.");
   m.def("rle_encode", &rle_encode_entry, nb::arg("masks"),

@@ -33,8 +33,11 @@ struct PackedRles {
   }
 };
 
-// Appends the counts of the compressed string s (length len) to out.
-void rle_from_string(const char* s, size_t len, std::vector<uint32_t>& out);
+// Number of counts in the compressed string s (characters that end a value).
+size_t rle_string_length(const char* s, size_t len);
+// Decodes the compressed string s (length len) into out, which holds
+// rle_string_length(s, len) counts; throws std::invalid_argument on a malformed string.
+void rle_from_string(const char* s, size_t len, uint32_t* out);
 // Appends the compressed string of the counts to out.
 void rle_to_string(const uint32_t* cnts, int64_t m, std::string& out);
 // Rasterises the polygon with k points xy[2k] into an h x w mask (rleFrPoly).

@@ -9,9 +9,14 @@
 namespace vt_ops {
 namespace coco {
 
-void rle_from_string(const char* s, size_t len, std::vector<uint32_t>& out) {
-  const size_t base = out.size();
-  size_t p = 0;
+size_t rle_string_length(const char* s, size_t len) {
+  size_t m = 0;
+  for (size_t p = 0; p < len && s[p]; ++p) m += ((s[p] - 48) & 0x20) == 0;
+  return m;
+}
+
+void rle_from_string(const char* s, size_t len, uint32_t* out) {
+  size_t p = 0, m = 0;
   while (p < len && s[p]) {
     int64_t x = 0;
     int k = 0;
@@ -26,9 +31,8 @@ void rle_from_string(const char* s, size_t len, std::vector<uint32_t>& out) {
       if (!more && (c & 0x10)) x |= static_cast<int64_t>(-1) * (int64_t(1) << (5 * k));
       if (k > 12) throw std::invalid_argument("malformed compressed RLE string");
     }
-    const size_t m = out.size() - base;
-    if (m > 2) x += static_cast<int64_t>(out[out.size() - 2]);
-    out.push_back(static_cast<uint32_t>(x));
+    if (m > 2) x += static_cast<int64_t>(out[m - 2]);
+    out[m++] = static_cast<uint32_t>(x);
   }
 }
 
@@ -242,8 +246,8 @@ void rle_to_bbox(const RleView& r, double* bb) {
     const uint32_t start = cc;
     cc += r.cnts[j];
     if (j % 2 == 0 || r.cnts[j] == 0) continue;  // background or empty foreground run
-    const uint32_t y_start = start % h, x_start = (start - y_start) / h;
-    const uint32_t y_end = (cc - 1) % h, x_end = (cc - 1 - y_end) / h;
+    const uint32_t x_start = start / h, y_start = start - x_start * h;
+    const uint32_t x_end = (cc - 1) / h, y_end = (cc - 1) - x_end * h;
     xs = std::min(xs, x_start);
     xe = std::max(xe, x_end);
     if (x_start < x_end) {  // the run crosses columns

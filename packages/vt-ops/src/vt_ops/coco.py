@@ -68,16 +68,22 @@ def rle_pack(
     widths: Any = None,
     *,
     name: str = "segmentations",
+    key: str | None = None,
+    indices: Any = None,
 ) -> PackedRLE:
     """Pack COCO segmentations into one :class:`PackedRLE`.
 
     Args:
         segmentations (list): per object, a compressed RLE dict, an uncompressed RLE
             dict, or a list of polygons ``[[x1, y1, x2, y2, ...], ...]`` (rasterised as
-            pycocotools' ``frPyObjects`` and merged, like ``COCO.annToRLE``).
-        heights (array-like[N], optional): image heights, needed for polygons.
+            pycocotools' ``frPyObjects`` and merged, like ``COCO.annToRLE``); with
+            ``key``, records (dicts) holding the segmentation under that key.
+        heights (array-like[N], optional): image heights of the packed objects, needed
+            for polygons.
         widths (array-like[N], optional): image widths, needed for polygons.
         name: how errors name the input.
+        key (str, optional): read ``segmentations[i][key]`` (e.g. 'segmentation').
+        indices (array-like[N], optional): pack only these items, in this order.
 
     Returns:
         PackedRLE: N masks.
@@ -86,7 +92,8 @@ def rle_pack(
         raise TypeError(f"{name}: expected a list of segmentations, got a dict")
     hs = _NO_SIZE if heights is None else np.ascontiguousarray(heights, dtype=np.int64)
     ws = _NO_SIZE if widths is None else np.ascontiguousarray(widths, dtype=np.int64)
-    return PackedRLE(*_C.rle_pack(segmentations, hs, ws, name))
+    idx = _NO_SIZE if indices is None else np.ascontiguousarray(indices, dtype=np.int64)
+    return PackedRLE(*_C.rle_pack(segmentations, hs, ws, name, key or "", idx, indices is not None))
 
 
 def _as_packed(rles: Any, name: str) -> tuple[PackedRLE, bool]:
@@ -342,7 +349,14 @@ def _group_offsets(dt_offsets: Any, gt_offsets: Any) -> tuple[np.ndarray, np.nda
 
 
 def coco_grouped_iou(
-    dt: Any, gt: Any, iscrowd: Any, dt_offsets: Any, gt_offsets: Any
+    dt: Any,
+    gt: Any,
+    iscrowd: Any,
+    dt_offsets: Any,
+    gt_offsets: Any,
+    *,
+    dt_boxes: np.ndarray | None = None,
+    gt_boxes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Overlaps within groups (one group per image and category) in one parallel call.
 
@@ -353,6 +367,8 @@ def coco_grouped_iou(
         dt_offsets (array-like[NG + 1]): group g owns detections
             ``dt_offsets[g]:dt_offsets[g + 1]``.
         gt_offsets (array-like[NG + 1]): the same for ground truths.
+        dt_boxes (ndarray[D, 4], optional): :func:`rle_to_bbox` of dt masks, if known.
+        gt_boxes (ndarray[G, 4], optional): :func:`rle_to_bbox` of gt masks, if known.
 
     Returns:
         (ious, iou_offsets): ious[iou_offsets[g]:iou_offsets[g + 1]] is the row-major
@@ -364,9 +380,9 @@ def coco_grouped_iou(
         raise TypeError("dt and gt must both be PackedRLE or both be boxes")
     if isinstance(dt, PackedRLE):
         crowd = _crowd(iscrowd, len(gt))
-        _C.coco_grouped_rle_iou(
-            *dt, rle_to_bbox(dt), *gt, rle_to_bbox(gt), crowd, dto, gto, ioo, out
-        )
+        db = rle_to_bbox(dt) if dt_boxes is None else _boxes(dt_boxes, "dt_boxes")
+        gb = rle_to_bbox(gt) if gt_boxes is None else _boxes(gt_boxes, "gt_boxes")
+        _C.coco_grouped_rle_iou(*dt, db, *gt, gb, crowd, dto, gto, ioo, out)
     else:
         d, g = _boxes(dt, "dt"), _boxes(gt, "gt")
         _C.coco_grouped_box_iou(d, g, _crowd(iscrowd, g.shape[0]), dto, gto, ioo, out)
