@@ -193,6 +193,20 @@ def test_json_paths_and_reuse(coco_data, reference, tmp_path):
     assert_same(evaluator.evaluate(other), reference(gt, other, "bbox"))
 
 
+def test_numpy_values_in_results(coco_data, reference):
+    gt, dets = coco_data(10)
+    as_numpy = [
+        {
+            "image_id": np.int64(d["image_id"]),
+            "category_id": np.int32(d["category_id"]),
+            "bbox": np.array(d["bbox"]),
+            "score": np.float64(d["score"]),
+        }
+        for d in dets
+    ]
+    assert_same(COCOEvaluator(gt, "bbox").evaluate(as_numpy), reference(gt, dets, "bbox"))
+
+
 def test_inputs_are_not_modified(coco_data):
     gt, dets = coco_data(9, segm=True)
     gt_copy, dets_copy = copy.deepcopy(gt), copy.deepcopy(dets)

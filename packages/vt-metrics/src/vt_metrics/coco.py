@@ -423,7 +423,7 @@ class COCOEvaluator:
         if not isinstance(first, dict):
             raise TypeError(f"detections[0]: expected a dict, got {type(first).__name__}")
         # pycocotools' loadRes takes the detection area from the first result's kind
-        if "bbox" in first and first["bbox"] != []:
+        if "bbox" in first and len(first["bbox"]) > 0:
             rule = "bbox"
         elif "segmentation" in first:
             rule = "segm"
