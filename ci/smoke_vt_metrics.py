@@ -40,3 +40,17 @@ for key, value in expected.items():
 
 assert "torch" not in sys.modules, "vt_metrics imported torch"
 print("vt-metrics", vt_metrics.__version__, "evaluates IoUMetric on numpy arrays without torch")
+
+# COCO bbox evaluation on plain Python data, no torch
+from vt_metrics import COCOEvaluator  # noqa: E402
+
+gt = {
+    "images": [{"id": 1, "height": 20, "width": 20}],
+    "categories": [{"id": 1}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 64}],
+}
+result = COCOEvaluator(gt, "bbox").evaluate(
+    [{"image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "score": 0.9}]
+)
+assert abs(result.stats[0] - 1) < 1e-12, result.stats
+print("COCO bbox evaluation runs without torch")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from vt_metrics.base import BaseMetric
 from vt_metrics.cityscapes_metric import CityscapesMetric
+from vt_metrics.coco import COCOEvalResult, COCOEvaluator
 from vt_metrics.depth_metric import DepthMetric
 from vt_metrics.iou_metric import IoUMetric
 
@@ -21,4 +22,7 @@ __all__ = [
     "IoUMetric",
     "CityscapesMetric",
     "DepthMetric",
+    # COCO evaluation
+    "COCOEvalResult",
+    "COCOEvaluator",
 ]
