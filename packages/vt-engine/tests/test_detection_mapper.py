@@ -105,7 +105,7 @@ def test_detection_model_adapter_modes():
     assert model(**data, mode="loss")["loss_x"].item() == 1
     model.eval()
     (pred,) = model(**data, mode="predict")
-    assert pred == {"image_id": 7, "height": 5, "width": 6, "instances": 0}
+    assert pred == {"image_id": 7, "img_id": 7, "height": 5, "width": 6, "instances": 0}
     with pytest.raises(RuntimeError, match="training mode"):
         model(**data, mode="loss")
     with pytest.raises(ValueError, match="mode"):

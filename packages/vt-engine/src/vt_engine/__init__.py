@@ -37,6 +37,7 @@ from vt_engine.detection import (
     MapDataset,
     annotations_to_instances,
     transform_instance_annotations,
+    trivial_batch_collator,
 )
 from vt_engine.dist import (
     all_gather_object,
@@ -109,6 +110,7 @@ __all__ = [
     "MapDataset",
     "annotations_to_instances",
     "transform_instance_annotations",
+    "trivial_batch_collator",
     # embedded dataset
     "SyntheticShapes",
     "synthetic_shapes",

@@ -23,6 +23,7 @@ __all__ = [
     "MapDataset",
     "annotations_to_instances",
     "transform_instance_annotations",
+    "trivial_batch_collator",
 ]
 
 
@@ -178,15 +179,46 @@ class MapDataset(Dataset):
         return self.mapper(self.items[index])
 
 
+_INPUT_KEYS = ("image_id", "file_name", "height", "width")
+_PRED_FIELDS = {
+    "pred_boxes": "bboxes",
+    "scores": "scores",
+    "pred_classes": "labels",
+    "pred_masks": "masks",
+    "pred_keypoints": "keypoints",
+}
+
+
+def _prediction_sample(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    sample = {k: inp[k] for k in _INPUT_KEYS if k in inp}
+    if "image_id" in sample:
+        sample["img_id"] = sample["image_id"]
+    sample.update(out)
+    instances = out.get("instances")
+    if isinstance(instances, Instances):
+        pred = {}
+        for field, name in _PRED_FIELDS.items():
+            if instances.has(field):
+                value = instances.get(field)
+                pred[name] = (value.tensor if hasattr(value, "tensor") else value).detach().cpu()
+        sample["pred_instances"] = pred
+    return sample
+
+
+def trivial_batch_collator(batch: Sequence[Any]) -> list[Any]:
+    """Keep a batch as the list of its samples (detectron2-style models take a list of dicts)."""
+    return list(batch)
+
+
 class DetectionModel(BaseModel):
     """Runs a detectron2-style model (``model(list[dict])``: losses in training mode,
     ``[{"instances": ...}]`` in eval mode) under the Runner's ``BaseModel`` contract.
 
-    In "predict" mode each output dict also carries the input's "image_id",
-    "file_name", "height" and "width", which the metrics read.
+    In "predict" mode each output dict also carries the input's "image_id" (and
+    "img_id"), "file_name", "height" and "width", and the predictions as
+    "pred_instances" (``bboxes``, ``scores``, ``labels``, ``masks``, ``keypoints``), the
+    layout :class:`vt_metrics.CocoMetric` and the visualizer read.
     """
-
-    _KEYS = ("image_id", "file_name", "height", "width")
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -207,8 +239,5 @@ class DetectionModel(BaseModel):
             outputs = self.model(batched_inputs)
             if mode == "tensor":
                 return outputs
-            return [
-                {**{k: inp[k] for k in self._KEYS if k in inp}, **out}
-                for inp, out in zip(batched_inputs, outputs)
-            ]
+            return [_prediction_sample(inp, out) for inp, out in zip(batched_inputs, outputs)]
         raise ValueError(f"mode: expected 'loss', 'predict' or 'tensor', got {mode!r}")

@@ -1,0 +1,122 @@
+"""Mask R-CNN (small ResNet + FPN, CPU-sized) on the embedded synthetic shapes dataset.
+
+Every value calls a real constructor. Sizes can be overridden from the command line,
+e.g. ``vt-train <this file> --cfg-options train_cfg.max_iters=200``; the dataset size
+and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
+``VT_SHAPES_IMAGE_SIZE``.
+"""
+
+import itertools
+import os
+
+from vt_metrics.coco_metric import CocoMetric
+from vt_modeling import (
+    FPN,
+    BasicBlock,
+    BasicStem,
+    GeneralizedRCNN,
+    LastLevelMaxPool,
+    ResNet,
+    build_proposal_generator,
+    build_roi_heads,
+    get_cfg,
+)
+from vt_structures.transforms import RandomFlip
+
+from vt_engine import (
+    CheckpointHook,
+    DetectionDatasetMapper,
+    DetectionModel,
+    LoggerHook,
+    MapDataset,
+    build_dataloader,
+    load_coco_json,
+    synthetic_shapes,
+    trivial_batch_collator,
+)
+
+_data = synthetic_shapes(
+    num_train=int(os.environ.get("VT_SHAPES_NUM_TRAIN", 800)),
+    num_val=int(os.environ.get("VT_SHAPES_NUM_VAL", 100)),
+    image_size=int(os.environ.get("VT_SHAPES_IMAGE_SIZE", 128)),
+)
+classes = list(_data.thing_classes)
+
+# Heads from detectron2's config keys; the backbone is built explicitly below.
+_cfg = get_cfg()
+_cfg.MODEL.MASK_ON = True
+_cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128], [256]]
+_cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+_cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 1000
+_cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 500
+_cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
+_cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 200
+_cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
+_cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+_cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+_cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
+_cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
+_cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+_cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+_cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
+_cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
+_cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 2
+_cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 32
+_cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
+_cfg.TEST.DETECTIONS_PER_IMAGE = 50
+
+# A ResNet of one BasicBlock per stage, 16 to 128 channels: small enough for CPU training.
+_channels = [16, 16, 32, 64, 128]
+_stages = [
+    ResNet.make_stage(BasicBlock, 1, in_channels=cin, out_channels=cout, stride_per_block=[1 if i == 0 else 2], norm="BN")
+    for i, (cin, cout) in enumerate(itertools.pairwise(_channels))
+]
+_backbone = FPN(
+    ResNet(BasicStem(3, _channels[0], norm="BN"), _stages, out_features=["res2", "res3", "res4", "res5"]),
+    in_features=["res2", "res3", "res4", "res5"],
+    out_channels=32,
+    top_block=LastLevelMaxPool(),
+)
+model = DetectionModel(
+    GeneralizedRCNN(
+        backbone=_backbone,
+        proposal_generator=build_proposal_generator(_cfg, _backbone.output_shape()),
+        roi_heads=build_roi_heads(_cfg, _backbone.output_shape()),
+        pixel_mean=[128.0, 128.0, 128.0],
+        pixel_std=[64.0, 64.0, 64.0],
+        input_format="RGB",
+    )
+)
+
+_train_records = load_coco_json(_data.instances_json("train"), _data.image_dir("train"), "shapes_train")
+_val_records = load_coco_json(_data.instances_json("val"), _data.image_dir("val"), "shapes_val")
+train_dataloader = build_dataloader(
+    MapDataset(_train_records, DetectionDatasetMapper(True, augmentations=[RandomFlip(0.5)], use_instance_mask=True)),
+    batch_size=4,
+    sampler="infinite",
+    collate_fn=trivial_batch_collator,
+    seed=0,
+)
+val_dataloader = build_dataloader(
+    MapDataset(_val_records, DetectionDatasetMapper(False, augmentations=[])),
+    batch_size=4,
+    sampler="default",
+    shuffle=False,
+    collate_fn=trivial_batch_collator,
+    seed=0,
+)
+val_evaluator = CocoMetric(ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True)
+
+_max_iters = 1000
+train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
+optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type="MultiStepLR", by_epoch=False, milestones=[int(_max_iters * 0.75), int(_max_iters * 0.9)], gamma=0.1),
+]
+default_hooks = dict(
+    logger=LoggerHook(interval=20),
+    checkpoint=CheckpointHook(interval=_max_iters, by_epoch=False, max_keep_ckpts=1),
+)
+randomness = dict(seed=0)
+work_dir = os.path.join("outputs", "mask_rcnn_shapes")
