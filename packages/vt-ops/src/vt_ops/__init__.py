@@ -12,6 +12,7 @@ import sys
 from vt_ops._build_info import build_info, cuda_available, get_num_threads, set_num_threads
 from vt_ops._torch_registry import register_torch_ops
 from vt_ops.boxes import box_ioa, box_iou
+from vt_ops.deform_conv import deform_conv2d
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "box_iou",
     "build_info",
     "cuda_available",
+    "deform_conv2d",
     "get_num_threads",
     "register_torch_ops",
     "set_num_threads",
