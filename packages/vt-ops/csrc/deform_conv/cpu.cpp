@@ -19,7 +19,15 @@ using deform::tap_value;
 // Output pixels per plan: the plan (~50 bytes a pixel) stays in L2.
 constexpr int64_t kTile = 1024;
 
+// Fewer multiply-adds than this per parallel_for range are not worth a thread wake-up.
+constexpr int64_t kMinWorkPerRange = 1 << 16;
+
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// parallel_for grain for tasks of `work_per_task` multiply-adds each.
+int64_t grain_for(int64_t work_per_task) {
+  return std::max<int64_t>(1, kMinWorkPerRange / std::max<int64_t>(1, work_per_task));
+}
 
 // Taps of output pixels [p0, p0 + n) for kernel position k of one image and
 // deformable group, structure-of-arrays: index[t * n + q], weight[t * n + q], ...
@@ -68,8 +76,8 @@ struct Plan {
   }
 };
 
-// Work items (image, deformable group, kernel position, pixel tile), in this
-// order so that consecutive items of a range share nothing but stay local.
+// Work items (image, deformable group, kernel position, pixel tile); a task
+// covers every channel of its deformable group.
 struct TileTasks {
   int64_t kk, tiles, L;
   explicit TileTasks(const DeformConvShape& s)
@@ -100,7 +108,8 @@ void deform_im2col_cpu(const T* input, const T* offset, const T* mask, T* column
   const TileTasks tasks(s);
   const int64_t kk = s.kernel_size(), L = s.out_size(), HW = s.height * s.width;
   const int64_t cpg = s.channels_per_group(), dg = s.deformable_groups;
-  parallel_for(0, tasks.count(s), 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = grain_for(4 * cpg * std::min(L, kTile));
+  parallel_for(0, tasks.count(s), grain, [&](int64_t begin, int64_t end) {
     Plan<T> plan;
     for (int64_t task = begin; task < end; ++task) {
       int64_t bd, k, p0, n;
@@ -157,7 +166,8 @@ void deform_col2im_cpu(const T* columns, const T* offset, const T* mask, T* grad
       ceil_div(s.batch * s.channels, want), 4, std::max<int64_t>(4, cpg));
   const int64_t blocks_per_group = ceil_div(cpg, block);
   const int64_t tiles = ceil_div(L, kTile);
-  parallel_for(0, s.batch * dg * blocks_per_group, 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = grain_for(4 * std::min(block, cpg) * kk * L);
+  parallel_for(0, s.batch * dg * blocks_per_group, grain, [&](int64_t begin, int64_t end) {
     Plan<T> plan;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bd = task / blocks_per_group;
@@ -193,7 +203,8 @@ void deform_col2im_coord_cpu(const T* columns, const T* input, const T* offset, 
   const TileTasks tasks(s);
   const int64_t kk = s.kernel_size(), L = s.out_size(), HW = s.height * s.width;
   const int64_t cpg = s.channels_per_group(), dg = s.deformable_groups;
-  parallel_for(0, tasks.count(s), 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = grain_for(4 * cpg * std::min(L, kTile));
+  parallel_for(0, tasks.count(s), grain, [&](int64_t begin, int64_t end) {
     Plan<T> plan;
     // acc[t * n + q] = sum over channels of column gradient * value of tap t.
     // The tap weights and derivatives do not depend on the channel, so the
