@@ -293,7 +293,9 @@ def _backward(
     return (
         empty_like(input) if grad_input is None else grad_input.to(input.dtype),
         empty_like(offset) if grad_offset is None else grad_offset.to(offset.dtype),
-        empty_like(offset) if grad_mask is None else grad_mask.to(mask.dtype),
+        empty_like(offset if mask is None else mask)
+        if grad_mask is None
+        else grad_mask.to(mask.dtype),
         empty_like(weight)
         if grad_weight is None
         else grad_weight.view(weight.shape).to(weight.dtype),
