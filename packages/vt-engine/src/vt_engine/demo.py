@@ -36,10 +36,14 @@ def _format_table(metrics: dict[str, float]) -> str:
     header = ("task", "AP", "AP50", "AP75", "APs", "APm", "APl")
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+    return "\n".join(
+        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+    )
 
 
-def _draw_predictions(runner: Runner, cfg: Config, out_dir: Path, num_images: int, classes: list[str]) -> list[Path]:
+def _draw_predictions(
+    runner: Runner, cfg: Config, out_dir: Path, num_images: int, classes: list[str]
+) -> list[Path]:
     """Draw ground truth (left) and predictions (right) of the first validation images."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model = runner.model
@@ -53,21 +57,39 @@ def _draw_predictions(runner: Runner, cfg: Config, out_dir: Path, num_images: in
             (pred,) = model(**model.data_preprocessor([item]), mode="predict")
             record = dataset.items[index]
             gt = {
-                "bboxes": [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in record["annotations"]],
+                "bboxes": [
+                    [
+                        a["bbox"][0],
+                        a["bbox"][1],
+                        a["bbox"][0] + a["bbox"][2],
+                        a["bbox"][1] + a["bbox"][3],
+                    ]
+                    for a in record["annotations"]
+                ],
                 "labels": [a["category_id"] for a in record["annotations"]],
             }
             sample = {"gt_instances": gt, "pred_instances": pred["pred_instances"]}
             path = out_dir / f"{Path(record['file_name']).stem}.png"
-            visualizer.add_datasample(path.stem, read_image(record["file_name"]), sample, out_file=path)
+            visualizer.add_datasample(
+                path.stem, read_image(record["file_name"]), sample, out_file=path
+            )
             written.append(path)
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vt_engine.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(config_path("mask_rcnn_shapes")), help="Python config file")
-    parser.add_argument("--work-dir", default=None, help="output folder (default: the config's work_dir)")
-    parser.add_argument("--max-iters", type=int, default=None, help="training iterations (default: the config's)")
+    parser = argparse.ArgumentParser(
+        prog="python -m vt_engine.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--config", default=str(config_path("mask_rcnn_shapes")), help="Python config file"
+    )
+    parser.add_argument(
+        "--work-dir", default=None, help="output folder (default: the config's work_dir)"
+    )
+    parser.add_argument(
+        "--max-iters", type=int, default=None, help="training iterations (default: the config's)"
+    )
     parser.add_argument("--num-images", type=int, default=8, help="validation images to draw")
     args = parser.parse_args(argv)
 
@@ -76,27 +98,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.work_dir:
         cfg["work_dir"] = args.work_dir
     if args.max_iters:
-        cfg.merge_from_dotlist([f"train_cfg.max_iters={args.max_iters}", f"train_cfg.val_interval={args.max_iters}"])
+        cfg.merge_from_dotlist(
+            [f"train_cfg.max_iters={args.max_iters}", f"train_cfg.val_interval={args.max_iters}"]
+        )
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_time = time.perf_counter() - start
     metrics = runner.val()
     out_dir = runner.log_dir / "predictions"
-    pictures = _draw_predictions(runner, cfg, out_dir, args.num_images, list(cfg.get("classes", [])))
+    pictures = _draw_predictions(
+        runner, cfg, out_dir, args.num_images, list(cfg.get("classes", []))
+    )
     total = time.perf_counter() - start
 
     print("\nCOCO evaluation on the validation split (%):")
     print(_format_table(metrics))
     per_class = {k: v for k, v in metrics.items() if k.endswith("_precision")}
     if per_class:
-        print("per-class AP (%): " + ", ".join(f"{k.removeprefix('coco/')}={100 * v:.1f}" for k, v in per_class.items()))
+        print(
+            "per-class AP (%): "
+            + ", ".join(f"{k.removeprefix('coco/')}={100 * v:.1f}" for k, v in per_class.items())
+        )
     device = "GPU" if torch.cuda.is_available() else "CPU"
-    print(f"\ntrained {runner.iter} iterations on {device} in {train_time / 60:.1f} min; total {total / 60:.1f} min")
+    print(
+        f"\ntrained {runner.iter} iterations on {device} in {train_time / 60:.1f} min; total {total / 60:.1f} min"
+    )
     print(f"TensorBoard logs and checkpoints: {runner.log_dir}")
     print(f"pictures of predictions ({len(pictures)}): {out_dir}")
     quality = metrics.get(QUALITY_METRIC, 0.0)
     ok = quality >= QUALITY_TARGET
-    print(f"quality: box AP50 = {100 * quality:.1f} (target >= {100 * QUALITY_TARGET:.0f}): {'reached' if ok else 'NOT reached'}")
+    print(
+        f"quality: box AP50 = {100 * quality:.1f} (target >= {100 * QUALITY_TARGET:.0f}): {'reached' if ok else 'NOT reached'}"
+    )
     return 0 if ok else 1
 
 

@@ -32,6 +32,7 @@ from vt_ops.coco import (
     rle_unpack,
 )
 from vt_ops.confusion import confusion_matrix
+from vt_ops.deform_conv import deform_conv2d
 from vt_ops.nms import batched_nms, batched_nms_rotated, nms, nms_rotated
 from vt_ops.roi_ops import roi_align, roi_align_rotated, roi_pool
 
@@ -47,6 +48,7 @@ __all__ = [
     "build_info",
     "confusion_matrix",
     "cuda_available",
+    "deform_conv2d",
     "get_num_threads",
     "nms",
     "nms_rotated",

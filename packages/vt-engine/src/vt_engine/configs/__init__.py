@@ -12,6 +12,8 @@ def config_path(name: str) -> Path:
     """The path of the shipped config ``name`` (e.g. "mask_rcnn_shapes")."""
     path = Path(__file__).with_name(f"{name}.py")
     if name.startswith("_") or not path.is_file():
-        available = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if not p.stem.startswith("_"))
+        available = sorted(
+            p.stem for p in Path(__file__).parent.glob("*.py") if not p.stem.startswith("_")
+        )
         raise FileNotFoundError(f"no shipped config named {name!r}; available: {available}")
     return path

@@ -9,6 +9,17 @@ and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
 import itertools
 import os
 
+from vt_engine import (
+    CheckpointHook,
+    DetectionDatasetMapper,
+    DetectionModel,
+    LoggerHook,
+    MapDataset,
+    build_dataloader,
+    load_coco_json,
+    synthetic_shapes,
+    trivial_batch_collator,
+)
 from vt_metrics.coco_metric import CocoMetric
 from vt_modeling import (
     FPN,
@@ -22,18 +33,6 @@ from vt_modeling import (
     get_cfg,
 )
 from vt_structures.transforms import RandomFlip
-
-from vt_engine import (
-    CheckpointHook,
-    DetectionDatasetMapper,
-    DetectionModel,
-    LoggerHook,
-    MapDataset,
-    build_dataloader,
-    load_coco_json,
-    synthetic_shapes,
-    trivial_batch_collator,
-)
 
 _data = synthetic_shapes(
     num_train=int(os.environ.get("VT_SHAPES_NUM_TRAIN", 800)),
@@ -68,11 +67,22 @@ _cfg.TEST.DETECTIONS_PER_IMAGE = 50
 # A ResNet of one BasicBlock per stage, 16 to 128 channels: small enough for CPU training.
 _channels = [16, 16, 32, 64, 128]
 _stages = [
-    ResNet.make_stage(BasicBlock, 1, in_channels=cin, out_channels=cout, stride_per_block=[1 if i == 0 else 2], norm="BN")
+    ResNet.make_stage(
+        BasicBlock,
+        1,
+        in_channels=cin,
+        out_channels=cout,
+        stride_per_block=[1 if i == 0 else 2],
+        norm="BN",
+    )
     for i, (cin, cout) in enumerate(itertools.pairwise(_channels))
 ]
 _backbone = FPN(
-    ResNet(BasicStem(3, _channels[0], norm="BN"), _stages, out_features=["res2", "res3", "res4", "res5"]),
+    ResNet(
+        BasicStem(3, _channels[0], norm="BN"),
+        _stages,
+        out_features=["res2", "res3", "res4", "res5"],
+    ),
     in_features=["res2", "res3", "res4", "res5"],
     out_channels=32,
     top_block=LastLevelMaxPool(),
@@ -88,10 +98,15 @@ model = DetectionModel(
     )
 )
 
-_train_records = load_coco_json(_data.instances_json("train"), _data.image_dir("train"), "shapes_train")
+_train_records = load_coco_json(
+    _data.instances_json("train"), _data.image_dir("train"), "shapes_train"
+)
 _val_records = load_coco_json(_data.instances_json("val"), _data.image_dir("val"), "shapes_val")
 train_dataloader = build_dataloader(
-    MapDataset(_train_records, DetectionDatasetMapper(True, augmentations=[RandomFlip(0.5)], use_instance_mask=True)),
+    MapDataset(
+        _train_records,
+        DetectionDatasetMapper(True, augmentations=[RandomFlip(0.5)], use_instance_mask=True),
+    ),
     batch_size=4,
     sampler="infinite",
     collate_fn=trivial_batch_collator,
@@ -105,14 +120,21 @@ val_dataloader = build_dataloader(
     collate_fn=trivial_batch_collator,
     seed=0,
 )
-val_evaluator = CocoMetric(ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True)
+val_evaluator = CocoMetric(
+    ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True
+)
 
 _max_iters = 1000
 train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
 optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type="MultiStepLR", by_epoch=False, milestones=[int(_max_iters * 0.75), int(_max_iters * 0.9)], gamma=0.1),
+    dict(
+        type="MultiStepLR",
+        by_epoch=False,
+        milestones=[int(_max_iters * 0.75), int(_max_iters * 0.9)],
+        gamma=0.1,
+    ),
 ]
 default_hooks = dict(
     logger=LoggerHook(interval=20),
