@@ -118,7 +118,6 @@ void rle_from_polygon(const double* xy, int64_t k, int64_t h, int64_t w,
     value -= p;
     p = t;
   }
-  const size_t start = out.size();
   size_t j = 0;
   out.push_back(a[j++]);
   while (j < a.size()) {
@@ -129,7 +128,6 @@ void rle_from_polygon(const double* xy, int64_t k, int64_t h, int64_t w,
       if (j < a.size()) out.back() += a[j++];
     }
   }
-  (void)start;
 }
 
 void rle_from_bbox(const double* bb, int64_t h, int64_t w, std::vector<uint32_t>& out) {
