@@ -24,31 +24,44 @@ struct Source {
   int64_t h = 0, w = 0;
 };
 
-int64_t size_entry(PyObject* size, int i, const std::string& where) {
+// Interned dict keys (created once, with the GIL held).
+PyObject* key_object(const char* name) {
+  PyObject* key = PyUnicode_InternFromString(name);
+  if (key == nullptr) throw nb::python_error();
+  return key;  // kept for the life of the process
+}
+
+template <class Where>
+int64_t size_entry(PyObject* size, int i, Where&& where) {
   PyObject* item = PySequence_GetItem(size, i);
   if (item == nullptr) {
     PyErr_Clear();
-    raise_value(where + ": 'size' must be [height, width]");
+    raise_value(where() + ": 'size' must be [height, width]");
   }
   int64_t v;
   try {
-    v = number_as_int64(item, [&] { return where + "['size']"; });
+    v = number_as_int64(item, [&] { return where() + "['size']"; });
   } catch (...) {
     Py_DECREF(item);
     throw;
   }
   Py_DECREF(item);
-  if (v < 0) raise_value(where + ": 'size' must be non-negative");
+  if (v < 0) raise_value(where() + ": 'size' must be non-negative");
   return v;
 }
 
-void parse_rle_dict(PyObject* obj, const std::string& where, Source& src) {
-  PyObject* counts = PyDict_GetItemString(obj, "counts");  // borrowed
-  PyObject* size = PyDict_GetItemString(obj, "size");
+template <class Where>
+void parse_rle_dict(PyObject* obj, Where&& where, Source& src) {
+  static PyObject* counts_key = key_object("counts");
+  static PyObject* size_key = key_object("size");
+  PyObject* counts = PyDict_GetItemWithError(obj, counts_key);  // borrowed
+  if (counts == nullptr && PyErr_Occurred()) throw nb::python_error();
+  PyObject* size = PyDict_GetItemWithError(obj, size_key);
+  if (size == nullptr && PyErr_Occurred()) throw nb::python_error();
   if (counts == nullptr || size == nullptr)
-    raise_value(where + ": an RLE dict needs the keys 'counts' and 'size'");
+    raise_value(where() + ": an RLE dict needs the keys 'counts' and 'size'");
   if (!PySequence_Check(size) || PySequence_Size(size) != 2)
-    raise_value(where + ": 'size' must be [height, width]");
+    raise_value(where() + ": 'size' must be [height, width]");
   src.h = size_entry(size, 0, where);
   src.w = size_entry(size, 1, where);
   if (PyUnicode_Check(counts)) {
@@ -56,7 +69,7 @@ void parse_rle_dict(PyObject* obj, const std::string& where, Source& src) {
     src.text = PyUnicode_AsUTF8AndSize(counts, &n);  // cached in the str object
     if (src.text == nullptr) {
       PyErr_Clear();
-      raise_value(where + ": 'counts' is not a valid string");
+      raise_value(where() + ": 'counts' is not a valid string");
     }
     src.length = static_cast<size_t>(n);
     src.kind = Source::kString;
@@ -66,25 +79,26 @@ void parse_rle_dict(PyObject* obj, const std::string& where, Source& src) {
     src.kind = Source::kString;
   } else {
     std::vector<double> values;
-    append_doubles(counts, [&] { return where + "['counts']"; }, values);
+    append_doubles(counts, [&] { return where() + "['counts']"; }, values);
     src.counts.reserve(values.size());
     for (double v : values) {
       if (!(v >= 0) || v > 4294967295.0 || v != static_cast<double>(static_cast<int64_t>(v)))
-        raise_value(where + ": uncompressed RLE counts must be non-negative integers");
+        raise_value(where() + ": uncompressed RLE counts must be non-negative integers");
       src.counts.push_back(static_cast<uint32_t>(v));
     }
     src.kind = Source::kCounts;
   }
 }
 
-void parse_polygons(PyObject* obj, const std::string& where, Source& src) {
+template <class Where>
+void parse_polygons(PyObject* obj, Where&& where, Source& src) {
   PyObject* fast = PySequence_Fast(obj, "");
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
   PyObject** items = PySequence_Fast_ITEMS(fast);
   try {
     for (Py_ssize_t j = 0; j < n; ++j) {
       src.polygons.emplace_back();
-      append_doubles(items[j], [&] { return where + "[" + std::to_string(j) + "]"; },
+      append_doubles(items[j], [&] { return where() + "[" + std::to_string(j) + "]"; },
                      src.polygons.back());
     }
   } catch (...) {
@@ -184,13 +198,13 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
       }
     }
     if (PyDict_Check(obj)) {
-      parse_rle_dict(obj, where(), sources[i]);
+      parse_rle_dict(obj, where, sources[i]);
     } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
       if (!have_hw || hs[i] < 0 || ws[i] < 0)
         raise_value(where() + ": polygons need the image height and width");
       sources[i].h = hs[i];
       sources[i].w = ws[i];
-      parse_polygons(obj, where(), sources[i]);
+      parse_polygons(obj, where, sources[i]);
     } else {
       raise_type(where() + ": expected an RLE dict or a list of polygons, got " +
                  Py_TYPE(obj)->tp_name);
@@ -201,7 +215,7 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
     throw std::invalid_argument(name + "[" + std::to_string(item) + "]: " + err.what());
   };
   std::vector<int64_t> offsets(static_cast<size_t>(n) + 1, 0), sizes(2 * static_cast<size_t>(n));
-  std::vector<uint32_t> counts;
+  std::unique_ptr<OwnedBuffer<uint32_t>> counts;
   {
     nb::gil_scoped_release release;
     // lengths (rasterising polygons on the way), then decoding into place
@@ -224,23 +238,23 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
       }
     });
     for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
-    counts.resize(static_cast<size_t>(offsets[n]));
+    counts = std::make_unique<OwnedBuffer<uint32_t>>(static_cast<size_t>(offsets[n]));
+    uint32_t* dst = counts->data.get();
     parallel_for(0, n, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const Source& src = sources[i];
         try {
           if (src.kind == Source::kString)
-            rle_from_string(src.text, src.length, counts.data() + offsets[i]);
+            rle_from_string(src.text, src.length, dst + offsets[i]);
           else
-            std::copy(src.counts.begin(), src.counts.end(), counts.begin() + offsets[i]);
+            std::copy(src.counts.begin(), src.counts.end(), dst + offsets[i]);
         } catch (const std::invalid_argument& err) {
           fail(i, err);
         }
       }
     });
   }
-  const size_t total = counts.size();
-  return nb::make_tuple(to_numpy(std::move(counts), {total}),
+  return nb::make_tuple(to_numpy(std::move(*counts)),
                         to_numpy(std::move(offsets), {static_cast<size_t>(n) + 1}),
                         to_numpy(std::move(sizes), {static_cast<size_t>(n), 2}));
 }

@@ -19,18 +19,15 @@ void rle_from_string(const char* s, size_t len, uint32_t* out) {
   size_t p = 0, m = 0;
   while (p < len && s[p]) {
     int64_t x = 0;
-    int k = 0;
-    bool more = true;
-    while (more) {
+    int k = 0, c;
+    do {
       if (p >= len || !s[p]) throw std::invalid_argument("truncated compressed RLE string");
-      const int c = s[p] - 48;
+      c = s[p++] - 48;
       x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
-      more = (c & 0x20) != 0;
-      ++p;
       ++k;
-      if (!more && (c & 0x10)) x |= static_cast<int64_t>(-1) * (int64_t(1) << (5 * k));
-      if (k > 12) throw std::invalid_argument("malformed compressed RLE string");
-    }
+    } while ((c & 0x20) && k < 12);
+    if (c & 0x20) throw std::invalid_argument("malformed compressed RLE string");
+    if (c & 0x10) x |= -(int64_t(1) << (5 * k));  // sign extension
     if (m > 2) x += static_cast<int64_t>(out[m - 2]);
     out[m++] = static_cast<uint32_t>(x);
   }
@@ -121,7 +118,6 @@ void rle_from_polygon(const double* xy, int64_t k, int64_t h, int64_t w,
     value -= p;
     p = t;
   }
-  const size_t start = out.size();
   size_t j = 0;
   out.push_back(a[j++]);
   while (j < a.size()) {
@@ -132,7 +128,6 @@ void rle_from_polygon(const double* xy, int64_t k, int64_t h, int64_t w,
       if (j < a.size()) out.back() += a[j++];
     }
   }
-  (void)start;
 }
 
 void rle_from_bbox(const double* bb, int64_t h, int64_t w, std::vector<uint32_t>& out) {

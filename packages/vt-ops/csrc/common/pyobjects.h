@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,21 @@ NumpyArray<T> to_numpy(std::vector<T>&& values, std::initializer_list<size_t> sh
   if (heap->empty()) heap->reserve(1);  // a valid data pointer for empty arrays
   nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
   return NumpyArray<T>(heap->data(), shape, owner);
+}
+
+// A numpy array owning an uninitialised buffer of n values (no zero-fill of large outputs).
+template <class T>
+struct OwnedBuffer {
+  std::unique_ptr<T[]> data;
+  size_t size = 0;
+  explicit OwnedBuffer(size_t n) : data(new T[n > 0 ? n : 1]), size(n) {}
+};
+
+template <class T>
+NumpyArray<T> to_numpy(OwnedBuffer<T>&& buffer) {
+  T* raw = buffer.data.release();
+  nb::capsule owner(raw, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  return NumpyArray<T>(raw, {buffer.size}, owner);
 }
 
 [[noreturn]] inline void raise_value(const std::string& message) {
