@@ -64,8 +64,51 @@ def _broadcast_params(params: Any, num_features: int, name: str) -> list[Any]:
     return list(params)
 
 
+class _GridAnchorGenerator(nn.Module):
+    """Cell anchors (one set per feature map) repeated at every location of a grid."""
+
+    box_dim: int
+
+    def _init_grid(
+        self, strides: Sequence[int], cell_anchors: list[torch.Tensor], offset: float
+    ) -> None:
+        if not 0.0 <= offset < 1.0:
+            raise ValueError(f"offset: expected a value in [0, 1), got {offset}")
+        self.strides = list(strides)
+        self.num_features = len(self.strides)
+        self.cell_anchors = BufferList([a.float() for a in cell_anchors])
+        self.offset = offset
+
+    @property
+    def num_cell_anchors(self) -> list[int]:
+        """Alias of :attr:`num_anchors`."""
+        return self.num_anchors
+
+    @property
+    def num_anchors(self) -> list[int]:
+        """
+        Returns:
+            list[int]: number of anchors at every pixel location of each feature map,
+            e.g. 3 for sizes (32,) and aspect ratios (0.5, 1, 2).
+        """
+        return [len(cell_anchors) for cell_anchors in self.cell_anchors]
+
+    def _shifts(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
+        """Per location, the vector added to a cell anchor (box_dim values)."""
+        raise NotImplementedError
+
+    def _grid_anchors(self, grid_sizes: list[Sequence[int]]) -> list[torch.Tensor]:
+        anchors = []
+        d = self.box_dim
+        for size, stride, base_anchors in zip(grid_sizes, self.strides, self.cell_anchors):
+            shift_x, shift_y = _create_grid_offsets(size, stride, self.offset, base_anchors)
+            shifts = self._shifts(shift_x, shift_y)
+            anchors.append((shifts.view(-1, 1, d) + base_anchors.view(1, -1, d)).reshape(-1, d))
+        return anchors
+
+
 @ANCHOR_GENERATOR_REGISTRY.register()
-class DefaultAnchorGenerator(nn.Module):
+class DefaultAnchorGenerator(_GridAnchorGenerator):
     """Compute anchors in the standard way of "Faster R-CNN"."""
 
     box_dim: int = 4
@@ -92,16 +135,14 @@ class DefaultAnchorGenerator(nn.Module):
                 default config, 0.5 to center anchors in their cells.
         """
         super().__init__()
-        self.strides = list(strides)
-        self.num_features = len(self.strides)
-        sizes = _broadcast_params(sizes, self.num_features, "sizes")
-        aspect_ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
-        self.cell_anchors = BufferList(
-            [self.generate_cell_anchors(s, a).float() for s, a in zip(sizes, aspect_ratios)]
+        n = len(strides)
+        sizes = _broadcast_params(sizes, n, "sizes")
+        aspect_ratios = _broadcast_params(aspect_ratios, n, "aspect_ratios")
+        self._init_grid(
+            strides,
+            [self.generate_cell_anchors(s, a) for s, a in zip(sizes, aspect_ratios)],
+            offset,
         )
-        if not 0.0 <= offset < 1.0:
-            raise ValueError(f"offset: expected a value in [0, 1), got {offset}")
-        self.offset = offset
 
     @classmethod
     def from_config(cls, cfg: Any, input_shape: list[ShapeSpec]) -> dict[str, Any]:
@@ -112,27 +153,8 @@ class DefaultAnchorGenerator(nn.Module):
             "offset": cfg.MODEL.ANCHOR_GENERATOR.OFFSET,
         }
 
-    @property
-    def num_cell_anchors(self) -> list[int]:
-        """Alias of :attr:`num_anchors`."""
-        return self.num_anchors
-
-    @property
-    def num_anchors(self) -> list[int]:
-        """
-        Returns:
-            list[int]: number of anchors at every pixel location of each feature map,
-            e.g. 3 for sizes (32,) and aspect ratios (0.5, 1, 2).
-        """
-        return [len(cell_anchors) for cell_anchors in self.cell_anchors]
-
-    def _grid_anchors(self, grid_sizes: list[Sequence[int]]) -> list[torch.Tensor]:
-        anchors = []
-        for size, stride, base_anchors in zip(grid_sizes, self.strides, self.cell_anchors):
-            shift_x, shift_y = _create_grid_offsets(size, stride, self.offset, base_anchors)
-            shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
-            anchors.append((shifts.view(-1, 1, 4) + base_anchors.view(1, -1, 4)).reshape(-1, 4))
-        return anchors
+    def _shifts(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
+        return torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
 
     def generate_cell_anchors(
         self,
@@ -145,13 +167,8 @@ class DefaultAnchorGenerator(nn.Module):
             Tensor[len(sizes) * len(aspect_ratios), 4]
         """
         anchors = []
-        for size in sizes:
-            area = size**2.0
-            for aspect_ratio in aspect_ratios:
-                # s * s = w * h and a = h / w, so w = sqrt(s * s / a), h = a * w
-                w = math.sqrt(area / aspect_ratio)
-                h = aspect_ratio * w
-                anchors.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
+        for w, h in _anchor_sizes(sizes, aspect_ratios):
+            anchors.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
         return torch.tensor(anchors)
 
     def forward(self, features: list[torch.Tensor]) -> list[Boxes]:
@@ -163,12 +180,11 @@ class DefaultAnchorGenerator(nn.Module):
             list[Boxes]: one Boxes per feature map, of all anchors at all locations
             (location-major: the anchors of one location are consecutive).
         """
-        grid_sizes = [feature_map.shape[-2:] for feature_map in features]
-        return [Boxes(x) for x in self._grid_anchors(grid_sizes)]
+        return [Boxes(x) for x in self._grid_anchors([f.shape[-2:] for f in features])]
 
 
 @ANCHOR_GENERATOR_REGISTRY.register()
-class RotatedAnchorGenerator(nn.Module):
+class RotatedAnchorGenerator(_GridAnchorGenerator):
     """Compute rotated anchors (cx, cy, w, h, angle) as in "Arbitrary-Oriented Scene
     Text Detection via Rotation Proposals"."""
 
@@ -191,48 +207,25 @@ class RotatedAnchorGenerator(nn.Module):
                 broadcast like ``sizes``.
         """
         super().__init__()
-        self.strides = list(strides)
-        self.num_features = len(self.strides)
-        sizes = _broadcast_params(sizes, self.num_features, "sizes")
-        aspect_ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
-        angles = _broadcast_params(angles, self.num_features, "angles")
-        self.cell_anchors = BufferList(
-            [
-                self.generate_cell_anchors(s, a, r).float()
-                for s, a, r in zip(sizes, aspect_ratios, angles)
-            ]
-        )
-        if not 0.0 <= offset < 1.0:
-            raise ValueError(f"offset: expected a value in [0, 1), got {offset}")
-        self.offset = offset
+        n = len(strides)
+        sizes = _broadcast_params(sizes, n, "sizes")
+        aspect_ratios = _broadcast_params(aspect_ratios, n, "aspect_ratios")
+        angles = _broadcast_params(angles, n, "angles")
+        cells = [
+            self.generate_cell_anchors(s, a, r) for s, a, r in zip(sizes, aspect_ratios, angles)
+        ]
+        self._init_grid(strides, cells, offset)
 
     @classmethod
     def from_config(cls, cfg: Any, input_shape: list[ShapeSpec]) -> dict[str, Any]:
         return {
-            "sizes": cfg.MODEL.ANCHOR_GENERATOR.SIZES,
-            "aspect_ratios": cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS,
-            "strides": [x.stride for x in input_shape],
-            "offset": cfg.MODEL.ANCHOR_GENERATOR.OFFSET,
+            **DefaultAnchorGenerator.from_config(cfg, input_shape),
             "angles": cfg.MODEL.ANCHOR_GENERATOR.ANGLES,
         }
 
-    @property
-    def num_cell_anchors(self) -> list[int]:
-        return self.num_anchors
-
-    @property
-    def num_anchors(self) -> list[int]:
-        """Number of anchors at every location of each feature map (sizes x ratios x angles)."""
-        return [len(cell_anchors) for cell_anchors in self.cell_anchors]
-
-    def _grid_anchors(self, grid_sizes: list[Sequence[int]]) -> list[torch.Tensor]:
-        anchors = []
-        for size, stride, base_anchors in zip(grid_sizes, self.strides, self.cell_anchors):
-            shift_x, shift_y = _create_grid_offsets(size, stride, self.offset, base_anchors)
-            zeros = torch.zeros_like(shift_x)
-            shifts = torch.stack((shift_x, shift_y, zeros, zeros, zeros), dim=1)
-            anchors.append((shifts.view(-1, 1, 5) + base_anchors.view(1, -1, 5)).reshape(-1, 5))
-        return anchors
+    def _shifts(self, shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
+        zeros = torch.zeros_like(shift_x)
+        return torch.stack((shift_x, shift_y, zeros, zeros, zeros), dim=1)
 
     def generate_cell_anchors(
         self,
@@ -245,14 +238,9 @@ class RotatedAnchorGenerator(nn.Module):
         Returns:
             Tensor[len(sizes) * len(aspect_ratios) * len(angles), 5]
         """
-        anchors = []
-        for size in sizes:
-            area = size**2.0
-            for aspect_ratio in aspect_ratios:
-                w = math.sqrt(area / aspect_ratio)
-                h = aspect_ratio * w
-                anchors.extend([0, 0, w, h, a] for a in angles)
-        return torch.tensor(anchors)
+        return torch.tensor(
+            [[0, 0, w, h, a] for w, h in _anchor_sizes(sizes, aspect_ratios) for a in angles]
+        )
 
     def forward(self, features: list[torch.Tensor]) -> list[RotatedBoxes]:
         """
@@ -262,5 +250,17 @@ class RotatedAnchorGenerator(nn.Module):
         Returns:
             list[RotatedBoxes]: one RotatedBoxes per feature map.
         """
-        grid_sizes = [feature_map.shape[-2:] for feature_map in features]
-        return [RotatedBoxes(x) for x in self._grid_anchors(grid_sizes)]
+        return [RotatedBoxes(x) for x in self._grid_anchors([f.shape[-2:] for f in features])]
+
+
+def _anchor_sizes(
+    sizes: Sequence[float], aspect_ratios: Sequence[float]
+) -> list[tuple[float, float]]:
+    """(w, h) of an anchor of each size and aspect ratio: s * s = w * h and a = h / w."""
+    out = []
+    for size in sizes:
+        area = size**2.0
+        for aspect_ratio in aspect_ratios:
+            w = math.sqrt(area / aspect_ratio)
+            out.append((w, aspect_ratio * w))
+    return out

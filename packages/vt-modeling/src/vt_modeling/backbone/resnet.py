@@ -163,7 +163,7 @@ class BottleneckBlock(CNNBlockBase):
         return F.relu_(out)
 
 
-class DeformBottleneckBlock(CNNBlockBase):
+class DeformBottleneckBlock(BottleneckBlock):
     """A bottleneck block whose 3x3 conv is a deformable convolution (v1, or v2 with
     ``deform_modulated``); offsets (and masks) come from a plain 3x3 conv initialised to 0."""
 
@@ -181,18 +181,24 @@ class DeformBottleneckBlock(CNNBlockBase):
         deform_modulated: bool = False,
         deform_num_groups: int = 1,
     ):
-        super().__init__(in_channels, out_channels, stride)
-        self.deform_modulated = deform_modulated
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
-        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = Conv2d(
+        """
+        Args:
+            deform_modulated (bool): deformable convolution v2 (with a mask).
+            deform_num_groups (int): number of deformable groups (offset groups).
+            Others as :class:`BottleneckBlock`.
+        """
+        super().__init__(
             in_channels,
-            bottleneck_channels,
-            kernel_size=1,
-            stride=stride_1x1,
-            bias=False,
-            norm=get_norm(norm, bottleneck_channels),
+            out_channels,
+            bottleneck_channels=bottleneck_channels,
+            stride=stride,
+            num_groups=num_groups,
+            norm=norm,
+            stride_in_1x1=stride_in_1x1,
+            dilation=dilation,
         )
+        self.deform_modulated = deform_modulated
+        stride_3x3 = 1 if stride_in_1x1 else stride
         deform_conv_op = ModulatedDeformConv if deform_modulated else DeformConv
         offset_channels = 27 if deform_modulated else 18  # (2 offsets [+ 1 mask]) x 3 x 3
         self.conv2_offset = Conv2d(
@@ -203,6 +209,7 @@ class DeformBottleneckBlock(CNNBlockBase):
             padding=dilation,
             dilation=dilation,
         )
+        # Replaces the plain 3x3 conv of the bottleneck (same attribute name: same state_dict keys).
         self.conv2 = deform_conv_op(
             bottleneck_channels,
             bottleneck_channels,
@@ -215,16 +222,7 @@ class DeformBottleneckBlock(CNNBlockBase):
             deformable_groups=deform_num_groups,
             norm=get_norm(norm, bottleneck_channels),
         )
-        self.conv3 = Conv2d(
-            bottleneck_channels,
-            out_channels,
-            kernel_size=1,
-            bias=False,
-            norm=get_norm(norm, out_channels),
-        )
-        for layer in (self.conv1, self.conv2, self.conv3, self.shortcut):
-            if layer is not None:
-                c2_msra_fill(layer)
+        c2_msra_fill(self.conv2)
         nn.init.constant_(self.conv2_offset.weight, 0)
         nn.init.constant_(self.conv2_offset.bias, 0)
 

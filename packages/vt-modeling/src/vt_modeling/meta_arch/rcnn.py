@@ -22,6 +22,22 @@ from vt_structures import ImageList, Instances
 __all__ = ["GeneralizedRCNN", "ProposalNetwork"]
 
 
+def _rescale_outputs(
+    results: list[Instances],
+    batched_inputs: list[dict[str, Any]],
+    image_sizes: list[tuple[int, int]],
+    key: str,
+) -> list[dict[str, Instances]]:
+    """Per image, ``{key: results}`` rescaled to the input's "height" and "width"
+    (default: the size the model saw)."""
+    processed = []
+    for results_per_image, input_per_image, image_size in zip(results, batched_inputs, image_sizes):
+        height = input_per_image.get("height", image_size[0])
+        width = input_per_image.get("width", image_size[1])
+        processed.append({key: detector_postprocess(results_per_image, height, width)})
+    return processed
+
+
 class _NormalizedImagesMixin:
     """Pixel normalisation and padding shared by the meta-architectures."""
 
@@ -188,14 +204,7 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
         image_sizes: list[tuple[int, int]],
     ) -> list[dict[str, Instances]]:
         """Rescale the output instances to the target size."""
-        processed = []
-        for results_per_image, input_per_image, image_size in zip(
-            instances, batched_inputs, image_sizes
-        ):
-            height = input_per_image.get("height", image_size[0])
-            width = input_per_image.get("width", image_size[1])
-            processed.append({"instances": detector_postprocess(results_per_image, height, width)})
-        return processed
+        return _rescale_outputs(instances, batched_inputs, image_sizes, "instances")
 
 
 @META_ARCH_REGISTRY.register()
@@ -247,11 +256,4 @@ class ProposalNetwork(_NormalizedImagesMixin, nn.Module):
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
         if self.training:
             return proposal_losses
-        processed = []
-        for results_per_image, input_per_image, image_size in zip(
-            proposals, batched_inputs, images.image_sizes
-        ):
-            height = input_per_image.get("height", image_size[0])
-            width = input_per_image.get("width", image_size[1])
-            processed.append({"proposals": detector_postprocess(results_per_image, height, width)})
-        return processed
+        return _rescale_outputs(proposals, batched_inputs, images.image_sizes, "proposals")

@@ -439,42 +439,37 @@ class StandardROIHeads(ROIHeads):
         }
 
     @classmethod
-    def _init_mask_head(cls, cfg: Any, input_shape: dict[str, ShapeSpec]) -> dict[str, Any]:
-        if not cfg.MODEL.MASK_ON:
-            return {}
+    def _init_region_head(
+        cls, cfg: Any, cfg_head: Any, build_head: Any, input_shape: dict[str, ShapeSpec]
+    ) -> tuple[list[str], ROIPooler | None, nn.Module]:
+        """Features, pooler and head of a mask or keypoint branch."""
         in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
-        pooler, in_channels = cls._pooler_args(cfg.MODEL.ROI_MASK_HEAD, in_features, input_shape)
-        resolution = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
+        pooler, in_channels = cls._pooler_args(cfg_head, in_features, input_shape)
+        resolution = cfg_head.POOLER_RESOLUTION
         shape: Any = (
             ShapeSpec(channels=in_channels, width=resolution, height=resolution)
             if pooler is not None
             else {f: input_shape[f] for f in in_features}
         )
-        return {
-            "mask_in_features": in_features,
-            "mask_pooler": pooler,
-            "mask_head": build_mask_head(cfg, shape),
-        }
+        return in_features, pooler, build_head(cfg, shape)
+
+    @classmethod
+    def _init_mask_head(cls, cfg: Any, input_shape: dict[str, ShapeSpec]) -> dict[str, Any]:
+        if not cfg.MODEL.MASK_ON:
+            return {}
+        features, pooler, head = cls._init_region_head(
+            cfg, cfg.MODEL.ROI_MASK_HEAD, build_mask_head, input_shape
+        )
+        return {"mask_in_features": features, "mask_pooler": pooler, "mask_head": head}
 
     @classmethod
     def _init_keypoint_head(cls, cfg: Any, input_shape: dict[str, ShapeSpec]) -> dict[str, Any]:
         if not cfg.MODEL.KEYPOINT_ON:
             return {}
-        in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
-        pooler, in_channels = cls._pooler_args(
-            cfg.MODEL.ROI_KEYPOINT_HEAD, in_features, input_shape
+        features, pooler, head = cls._init_region_head(
+            cfg, cfg.MODEL.ROI_KEYPOINT_HEAD, build_keypoint_head, input_shape
         )
-        resolution = cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION
-        shape: Any = (
-            ShapeSpec(channels=in_channels, width=resolution, height=resolution)
-            if pooler is not None
-            else {f: input_shape[f] for f in in_features}
-        )
-        return {
-            "keypoint_in_features": in_features,
-            "keypoint_pooler": pooler,
-            "keypoint_head": build_keypoint_head(cfg, shape),
-        }
+        return {"keypoint_in_features": features, "keypoint_pooler": pooler, "keypoint_head": head}
 
     def forward(self, images, features, proposals, targets=None):
         del images
