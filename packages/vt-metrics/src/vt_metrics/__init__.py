@@ -11,6 +11,7 @@ from __future__ import annotations
 from vt_metrics.base import BaseMetric
 from vt_metrics.cityscapes_metric import CityscapesMetric
 from vt_metrics.coco import COCOEvalResult, COCOEvaluator
+from vt_metrics.coco_metric import CocoMetric
 from vt_metrics.depth_metric import DepthMetric
 from vt_metrics.iou_metric import IoUMetric
 
@@ -25,4 +26,5 @@ __all__ = [
     # COCO evaluation
     "COCOEvalResult",
     "COCOEvaluator",
+    "CocoMetric",
 ]

@@ -20,7 +20,7 @@ from vt_engine import (
     synthetic_shapes,
     trivial_batch_collator,
 )
-from vt_metrics.coco_metric import CocoMetric
+from vt_metrics import CocoMetric
 from vt_modeling import (
     FPN,
     BasicBlock,
