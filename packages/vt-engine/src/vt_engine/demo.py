@@ -23,6 +23,7 @@ __all__ = ["main"]
 
 QUALITY_METRIC = "coco/bbox_mAP_50"
 QUALITY_TARGET = 0.6
+SCORE_THRESHOLD = 0.5  # predictions drawn in the pictures
 
 
 def _format_table(metrics: dict[str, float]) -> str:
@@ -42,37 +43,43 @@ def _format_table(metrics: dict[str, float]) -> str:
 
 
 def _draw_predictions(
-    runner: Runner, cfg: Config, out_dir: Path, num_images: int, classes: list[str]
+    runner: Runner, cfg: Config, out_dir: Path, num_images: int, classes: list[str], scale: int = 3
 ) -> list[Path]:
-    """Draw ground truth (left) and predictions (right) of the first validation images."""
+    """Draw ground truth (left) and predictions (right) of the first validation images,
+    enlarged ``scale`` times so that small objects stay readable."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model = runner.model
     model.eval()
     visualizer = Visualizer(dataset_meta={"classes": classes})
-    written = []
     dataset = cfg["val_dataloader"].dataset
+    written = []
     with torch.no_grad():
         for index in range(min(num_images, len(dataset))):
-            item = dataset[index]
-            (pred,) = model(**model.data_preprocessor([item]), mode="predict")
+            (pred,) = model(**model.data_preprocessor([dataset[index]]), mode="predict")
             record = dataset.items[index]
+            boxes = [a["bbox"] for a in record["annotations"]]
             gt = {
                 "bboxes": [
-                    [
-                        a["bbox"][0],
-                        a["bbox"][1],
-                        a["bbox"][0] + a["bbox"][2],
-                        a["bbox"][1] + a["bbox"][3],
-                    ]
-                    for a in record["annotations"]
+                    [scale * x, scale * y, scale * (x + w), scale * (y + h)] for x, y, w, h in boxes
                 ],
                 "labels": [a["category_id"] for a in record["annotations"]],
             }
-            sample = {"gt_instances": gt, "pred_instances": pred["pred_instances"]}
+            p = pred["pred_instances"]
+            keep = p["scores"] >= SCORE_THRESHOLD
+            shown = {
+                "bboxes": p["bboxes"][keep] * scale,
+                "labels": p["labels"][keep],
+                "scores": p["scores"][keep],
+            }
+            if "masks" in p:
+                shown["masks"] = (
+                    p["masks"][keep].repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+                )
+            image = read_image(record["file_name"])
+            image = image.repeat(scale, axis=0).repeat(scale, axis=1)
             path = out_dir / f"{Path(record['file_name']).stem}.png"
-            visualizer.add_datasample(
-                path.stem, read_image(record["file_name"]), sample, out_file=path
-            )
+            sample = {"gt_instances": gt, "pred_instances": shown}
+            visualizer.add_datasample(path.stem, image, sample, out_file=path)
             written.append(path)
     return written
 

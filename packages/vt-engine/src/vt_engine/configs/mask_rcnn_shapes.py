@@ -124,7 +124,7 @@ val_evaluator = CocoMetric(
     ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True
 )
 
-_max_iters = 1000
+_max_iters = 3000
 train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
 optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
 param_scheduler = [
