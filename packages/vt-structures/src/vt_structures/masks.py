@@ -132,38 +132,41 @@ def rasterize_polygons_within_box(
     return torch.from_numpy(polygons_to_bitmask(scaled, mask_size, mask_size))
 
 
-def _paste_chunk(
-    masks: torch.Tensor, boxes: torch.Tensor, img_h: int, img_w: int, skip_empty: bool
-) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """Paste masks (N x 1 x M x M) into their boxes by bilinear sampling (grid_sample).
+def _sample_masks(
+    masks: torch.Tensor, boxes: torch.Tensor, y0: int, y1: int, x0: int, x1: int
+) -> torch.Tensor:
+    """Bilinearly sample ``masks`` (N x M x M) at the pixel centres of image rows y0:y1, cols x0:x1.
 
-    With ``skip_empty`` only the region covered by the boxes is computed; the
-    returned slices locate it in the image.
+    Pixel ``(y, x)`` has its centre at ``(y + 0.5, x + 0.5)``; each mask covers its box
+    exactly (``grid_sample``, ``align_corners=False``) and is 0 outside. Returns
+    N x (y1 - y0) x (x1 - x0) soft values.
     """
-    if skip_empty:
-        x0_int, y0_int = (boxes.min(dim=0).values.floor()[:2] - 1).clamp(min=0).to(torch.int64)
-        x1_int = int((boxes[:, 2].max().ceil() + 1).clamp(max=img_w))
-        y1_int = int((boxes[:, 3].max().ceil() + 1).clamp(max=img_h))
-        x0_int, y0_int = int(x0_int), int(y0_int)
-        # boxes entirely outside the image: an empty region, not a reversed range
-        x1_int, y1_int = max(x1_int, x0_int), max(y1_int, y0_int)
-    else:
-        x0_int, y0_int, x1_int, y1_int = 0, 0, img_w, img_h
-    x0, y0, x1, y1 = torch.split(boxes, 1, dim=1)
+    bx0, by0, bx1, by1 = torch.split(boxes, 1, dim=1)  # each N x 1
     n = masks.shape[0]
-    img_y = torch.arange(y0_int, y1_int, device=masks.device, dtype=torch.float32) + 0.5
-    img_x = torch.arange(x0_int, x1_int, device=masks.device, dtype=torch.float32) + 0.5
-    img_y = (img_y - y0) / (y1 - y0) * 2 - 1  # (N, h)
-    img_x = (img_x - x0) / (x1 - x0) * 2 - 1  # (N, w)
+    img_y = torch.arange(y0, y1, device=masks.device, dtype=torch.float32) + 0.5
+    img_x = torch.arange(x0, x1, device=masks.device, dtype=torch.float32) + 0.5
+    img_y = (img_y - by0) / (by1 - by0) * 2 - 1  # (N, h)
+    img_x = (img_x - bx0) / (bx1 - bx0) * 2 - 1  # (N, w)
     gx = img_x[:, None, :].expand(n, img_y.size(1), img_x.size(1))
     gy = img_y[:, :, None].expand(n, img_y.size(1), img_x.size(1))
     grid = torch.stack([gx, gy], dim=3)
     if not masks.dtype.is_floating_point:
         masks = masks.float()
-    img_masks = F.grid_sample(masks, grid.to(masks.dtype), align_corners=False)
-    if skip_empty:
-        return img_masks[:, 0], (slice(y0_int, y1_int), slice(x0_int, x1_int))
-    return img_masks[:, 0], ()
+    return F.grid_sample(masks[:, None], grid.to(masks.dtype), align_corners=False)[:, 0]
+
+
+def _box_regions(boxes: torch.Tensor, img_h: int, img_w: int) -> list[list[int]]:
+    """Integer (x0, y0, x1, y1) image region of each box, one pixel wider on each side.
+
+    Bilinear sampling gives 0 outside it; boxes outside the image get an empty region.
+    """
+    lo = (boxes[:, :2].floor() - 1).clamp(min=0)
+    hi = torch.minimum(boxes[:, 2:].ceil() + 1, boxes.new_tensor([img_w, img_h])).clamp(min=0)
+    return torch.cat([torch.minimum(lo, hi), hi], 1).to(torch.int64).tolist()
+
+
+def _binarize(soft: torch.Tensor, threshold: float) -> torch.Tensor:
+    return soft >= threshold if threshold >= 0 else (soft * 255).to(torch.uint8)
 
 
 _GPU_MEM_LIMIT = 1024**3  # bytes of float masks pasted at once on GPU
@@ -203,18 +206,21 @@ def paste_masks_in_image(
         return masks.new_empty((0, img_h, img_w), dtype=out_dtype)
     device = boxes_t.device
     boxes_t = boxes_t.to(torch.float32)
-    if device.type == "cpu":
-        num_chunks = n  # one mask at a time: only its box is computed
-    else:
-        num_chunks = min(n, int(np.ceil(n * img_h * img_w * 4 / _GPU_MEM_LIMIT)))
-    chunks = torch.chunk(torch.arange(n, device=device), num_chunks)
+    masks = masks.to(device)
     img_masks = torch.zeros(n, img_h, img_w, device=device, dtype=out_dtype)
-    for inds in chunks:
-        chunk, region = _paste_chunk(
-            masks[inds, None], boxes_t[inds], img_h, img_w, skip_empty=device.type == "cpu"
+    if device.type == "cpu":
+        # one mask at a time, over its own box only; plain slices, one host sync in all
+        for i, (x0, y0, x1, y1) in enumerate(_box_regions(boxes_t, img_h, img_w)):
+            if x1 > x0 and y1 > y0:
+                soft = _sample_masks(masks[i : i + 1], boxes_t[i : i + 1], y0, y1, x0, x1)
+                img_masks[i, y0:y1, x0:x1] = _binarize(soft[0], threshold)
+        return img_masks
+    # GPU: whole-image chunks whose float masks stay under _GPU_MEM_LIMIT
+    num_chunks = min(n, int(np.ceil(n * img_h * img_w * 4 / _GPU_MEM_LIMIT)))
+    for inds in torch.chunk(torch.arange(n, device=device), num_chunks):
+        img_masks[inds] = _binarize(
+            _sample_masks(masks[inds], boxes_t[inds], 0, img_h, 0, img_w), threshold
         )
-        chunk = chunk >= threshold if threshold >= 0 else (chunk * 255).to(torch.uint8)
-        img_masks[(inds, *region)] = chunk
     return img_masks
 
 
