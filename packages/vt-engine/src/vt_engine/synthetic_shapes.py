@@ -123,7 +123,8 @@ def synthetic_shapes(
         root: parent directory of the cache (default :func:`default_root`); the
             dataset goes in a sub-directory named after its parameters.
         seed: every image is drawn from a generator seeded by (seed, split, index).
-        num_train, num_val: number of images per split.
+        num_train: number of training images.
+        num_val: number of validation images.
         image_size: images are square, ``image_size`` pixels wide.
         force: regenerate even when a complete copy exists.
         progress: show a progress bar while generating.

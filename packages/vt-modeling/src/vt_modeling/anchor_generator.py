@@ -202,7 +202,10 @@ class RotatedAnchorGenerator(_GridAnchorGenerator):
     ):
         """
         Args:
-            sizes, aspect_ratios, strides, offset: as :class:`DefaultAnchorGenerator`.
+            sizes (list[list[float]] or list[float]): as :class:`DefaultAnchorGenerator`.
+            aspect_ratios (list[list[float]] or list[float]): as :class:`DefaultAnchorGenerator`.
+            strides (list[int]): stride of each input feature.
+            offset (float): as :class:`DefaultAnchorGenerator`.
             angles (list[list[float]] or list[float]): anchor angles in degrees,
                 broadcast like ``sizes``.
         """

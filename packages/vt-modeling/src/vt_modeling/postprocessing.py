@@ -26,7 +26,8 @@ def detector_postprocess(
     Args:
         results (Instances): the raw outputs of the detector, with ``pred_boxes`` (or
             ``proposal_boxes``), and optionally ``pred_masks`` and ``pred_keypoints``.
-        output_height, output_width: the desired output resolution.
+        output_height: the desired output height.
+        output_width: the desired output width.
         mask_threshold (float): threshold of the pasted masks.
 
     Returns:
@@ -74,7 +75,8 @@ def sem_seg_postprocess(
     Args:
         result (Tensor[C, H, W]): logits; H, W are the padded input size.
         img_size (tuple): (height, width) of the input before padding.
-        output_height, output_width: the desired output resolution.
+        output_height: the desired output height.
+        output_width: the desired output width.
 
     Returns:
         Tensor[C, output_height, output_width]: resized logits.

@@ -106,7 +106,8 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
             proposal_generator: a module that generates proposals using backbone features;
                 None uses the precomputed "proposals" of the inputs.
             roi_heads: a ROI head that performs per-region computation.
-            pixel_mean, pixel_std: per-channel mean and std used to normalize the input.
+            pixel_mean: per-channel mean used to normalize the input.
+            pixel_std: per-channel std used to normalize the input.
             input_format: describe the meaning of channels of input, e.g. "RGB" or "BGR".
             vis_period: the period to run visualization (unused).
         """
@@ -224,7 +225,8 @@ class ProposalNetwork(_NormalizedImagesMixin, nn.Module):
         Args:
             backbone: a backbone module, must follow the Backbone interface.
             proposal_generator: a module that generates proposals using backbone features.
-            pixel_mean, pixel_std: per-channel mean and std used to normalize the input.
+            pixel_mean: per-channel mean used to normalize the input.
+            pixel_std: per-channel std used to normalize the input.
         """
         super().__init__()
         self.backbone = backbone

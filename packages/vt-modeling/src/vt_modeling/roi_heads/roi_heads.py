@@ -369,7 +369,9 @@ class StandardROIHeads(ROIHeads):
             mask_in_features (list[str]): feature maps of the mask head; None: no masks.
             mask_pooler (ROIPooler): pooler of the mask head; None passes the feature maps.
             mask_head (nn.Module): the mask head.
-            keypoint_in_features, keypoint_pooler, keypoint_head: likewise for keypoints.
+            keypoint_in_features (list[str]): feature maps of the keypoint head; None: no keypoints.
+            keypoint_pooler (ROIPooler): pooler of the keypoint head.
+            keypoint_head (nn.Module): the keypoint head.
             train_on_pred_boxes (bool): train the mask/keypoint heads on the boxes
                 predicted by the box head instead of the proposals.
         """
