@@ -1,9 +1,15 @@
 import contextlib
 import copy
 import io
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Helper modules of the tests (metrics_dist_worker.py) must be importable by name,
+# also in the processes the distributed tests spawn.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def structured_label_pair(seed: int, shape, num_classes: int = 19, ignore_index: int = 255):
