@@ -392,3 +392,18 @@ def test_tta_errors(model):
         GeneralizedRCNNWithTTA(bad, model)
     with pytest.raises(ValueError, match="batch_size"):
         GeneralizedRCNNWithTTA(cfg, model, batch_size=0)
+
+
+def test_tta_without_detections(model):
+    cfg, model = model
+    predictor = model.roi_heads.box_predictor[2]
+    old, predictor.test_score_thresh = predictor.test_score_thresh, 1.1
+    try:
+        tta = GeneralizedRCNNWithTTA(cfg, model, DatasetMapperTTA([64, 96], 1000, True))
+        with torch.no_grad():
+            (out,) = tta([{"image": training_input()["image"]}])
+    finally:
+        predictor.test_score_thresh = old
+    inst = out["instances"]
+    assert len(inst) == 0 and inst.image_size == (96, 128)
+    assert inst.pred_masks.shape == (0, 96, 128)
