@@ -56,6 +56,7 @@ from vt_modeling.registry import Registry
 from vt_modeling.roi_heads import (
     BaseKeypointRCNNHead,
     BaseMaskRCNNHead,
+    CascadeROIHeads,
     FastRCNNConvFCHead,
     FastRCNNOutputLayers,
     KRCNNConvDeconvUpsampleHead,
@@ -66,6 +67,7 @@ from vt_modeling.roi_heads import (
     fast_rcnn_inference,
 )
 from vt_modeling.sampling import subsample_labels
+from vt_modeling.test_time_augmentation import DatasetMapperTTA, GeneralizedRCNNWithTTA
 
 __version__ = "0.1.0"
 
@@ -137,4 +139,8 @@ __all__ = [
     "MaskRCNNConvUpsampleHead",
     "BaseKeypointRCNNHead",
     "KRCNNConvDeconvUpsampleHead",
+    # Cascade R-CNN and test-time augmentation
+    "CascadeROIHeads",
+    "DatasetMapperTTA",
+    "GeneralizedRCNNWithTTA",
 ]

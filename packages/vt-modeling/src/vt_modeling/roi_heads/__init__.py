@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vt_modeling.roi_heads.box_head import FastRCNNConvFCHead
+from vt_modeling.roi_heads.cascade_rcnn import CascadeROIHeads
 from vt_modeling.roi_heads.fast_rcnn import (
     FastRCNNOutputLayers,
     fast_rcnn_inference,
@@ -31,6 +32,7 @@ from vt_modeling.roi_heads.roi_heads import (
 __all__ = [
     "BaseKeypointRCNNHead",
     "BaseMaskRCNNHead",
+    "CascadeROIHeads",
     "FastRCNNConvFCHead",
     "FastRCNNOutputLayers",
     "KRCNNConvDeconvUpsampleHead",
