@@ -398,10 +398,12 @@ def test_retinanet_label_anchors_matcher():
     # IoU 1/9 is the best match of the second box -> positive (low-quality match)
     assert labels.tolist() == [1, 1, 3, 0]
     torch.testing.assert_close(matched[3], inst.gt_boxes.tensor[1])
-    inst.gt_boxes = Boxes(torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 22]]))
-    (labels,), _ = model.label_anchors(anchors_of([[0, 0, 10, 5], [0, 0, 10, 18]]), [inst])
-    # IoU in [0.4, 0.5) with every box and no box's best -> ignored
-    assert labels.tolist()[0] == 1 and labels.tolist()[1] in (1, 0)
+    # IoU 100/220 in [0.4, 0.5) and not the best match of the box -> ignored
+    inst = Instances((64, 64))
+    inst.gt_boxes = Boxes(torch.tensor([[0.0, 0, 10, 22]]))
+    inst.gt_classes = torch.tensor([2])
+    (labels,), _ = model.label_anchors(anchors_of([[0, 0, 10, 10], [0, 0, 10, 20]]), [inst])
+    assert labels.tolist() == [-1, 2]
 
 
 def overfit(model, iterations, lr):

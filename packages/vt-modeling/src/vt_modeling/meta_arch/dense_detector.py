@@ -105,6 +105,18 @@ class DenseDetector(_NormalizedImagesMixin, nn.Module):
         predictions: list[list[torch.Tensor]],
         gt_instances: list[Instances],
     ) -> dict[str, torch.Tensor]:
+        """The losses of a batch, from the head's ``predictions`` (implemented by
+        subclasses).
+
+        Args:
+            images (ImageList): the normalized, padded images.
+            features (list[Tensor]): the backbone features in ``head_in_features``.
+            predictions (list[list[Tensor]]): the head outputs, each a list over levels.
+            gt_instances (list[Instances]): the ground truth of each image.
+
+        Returns:
+            dict[str, Tensor]: named scalar losses.
+        """
         raise NotImplementedError
 
     def forward_inference(
@@ -113,6 +125,17 @@ class DenseDetector(_NormalizedImagesMixin, nn.Module):
         features: list[torch.Tensor],
         predictions: list[list[torch.Tensor]],
     ) -> list[Instances]:
+        """The detections of each image at the input resolution (implemented by
+        subclasses).
+
+        Args:
+            images (ImageList): the normalized, padded images.
+            features (list[Tensor]): the backbone features in ``head_in_features``.
+            predictions (list[list[Tensor]]): the head outputs, each a list over levels.
+
+        Returns:
+            list[Instances]: "pred_boxes", "scores" and "pred_classes" per image.
+        """
         raise NotImplementedError
 
     def _transpose_dense_predictions(

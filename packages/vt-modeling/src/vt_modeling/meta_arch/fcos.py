@@ -23,7 +23,8 @@ __all__ = ["FCOS", "FCOSHead"]
 
 @META_ARCH_REGISTRY.register()
 class FCOS(DenseDetector):
-    """Implement FCOS in :paper:`fcos` (https://arxiv.org/abs/2006.09214)."""
+    """Implement FCOS in "FCOS: A Simple and Strong Anchor-free Object Detector"
+    (https://arxiv.org/abs/2006.09214)."""
 
     @configurable
     def __init__(

@@ -23,7 +23,8 @@ __all__ = ["RetinaNet", "RetinaNetHead"]
 
 @META_ARCH_REGISTRY.register()
 class RetinaNet(DenseDetector):
-    """Implement RetinaNet in :paper:`RetinaNet` (https://arxiv.org/abs/1708.02002)."""
+    """Implement RetinaNet in "Focal Loss for Dense Object Detection"
+    (https://arxiv.org/abs/1708.02002)."""
 
     @configurable
     def __init__(
