@@ -444,3 +444,89 @@ def test_fcos_overfits_two_images():
     # cannot wait for the random initialisation to find them.
     torch.nn.init.constant_(model.head.bbox_pred.bias, 1.0)
     overfit(model, 150, lr=0.005)
+
+
+def test_retinanet_losses_against_torchvision_and_normalizer_ema():
+    import torch.nn.functional as F
+    from torchvision.ops import sigmoid_focal_loss as tv_focal_loss
+
+    torch.manual_seed(0)
+    model = tiny_retinanet(num_classes=3)
+    anchors = anchors_of([[0, 0, 10, 10], [0, 0, 10, 14], [0, 0, 10, 30], [50, 50, 60, 60]])
+    # positive (class 1), ignored, background, positive (class 0)
+    gt_labels = [torch.tensor([1, -1, 3, 0])]
+    gt_boxes = [torch.tensor([[1.0, 0, 11, 12], [0, 0, 1, 1], [0, 0, 1, 1], [48, 50, 62, 61]])]
+    logits = [torch.randn(1, 4, 3)]
+    deltas = [torch.randn(1, 4, 4)]
+    losses = model.losses(anchors, logits, gt_labels, deltas, gt_boxes)
+    normalizer = 0.9 * 100 + 0.1 * 2  # EMA of the number of positives, from 100
+    valid, pos = [0, 2, 3], [0, 3]
+    target = F.one_hot(torch.tensor([1, 3, 0]), 4)[:, :3].float()
+    expected_cls = tv_focal_loss(logits[0][0, valid], target, 0.25, 2.0, reduction="sum")
+    gt_deltas = model.box2box_transform.get_deltas(anchors[0].tensor[pos], gt_boxes[0][pos])
+    expected_box = F.l1_loss(deltas[0][0, pos], gt_deltas, reduction="sum")  # beta 0
+    torch.testing.assert_close(losses["loss_cls"], expected_cls / normalizer)
+    torch.testing.assert_close(losses["loss_box_reg"], expected_box / normalizer)
+    losses = model.losses(anchors, logits, gt_labels, deltas, gt_boxes)
+    normalizer = 0.9 * normalizer + 0.1 * 2
+    torch.testing.assert_close(losses["loss_cls"], expected_cls / normalizer)
+
+
+def test_fcos_losses_against_torchvision():
+    import torch.nn.functional as F
+    from torchvision.ops import generalized_box_iou_loss
+    from torchvision.ops import sigmoid_focal_loss as tv_focal_loss
+
+    torch.manual_seed(0)
+    model = tiny_fcos(num_classes=3)
+    anchors = anchors_of([[0, 0, 8, 8], [8, 0, 16, 8], [0, 8, 8, 16]])
+    gt_labels = [torch.tensor([2, 3, 0])]  # no ignored anchors in FCOS
+    gt_boxes = [torch.tensor([[1.0, 2, 9, 7], [0, 0, 1, 1], [-2, 9, 12, 13]])]
+    logits, deltas = [torch.randn(1, 3, 3)], [torch.randn(1, 3, 4).abs()]
+    ctr = [torch.randn(1, 3, 1)]
+    losses = model.losses(anchors, logits, gt_labels, deltas, gt_boxes, ctr)
+    normalizer = 0.9 * 300 + 0.1 * 2
+    target = F.one_hot(gt_labels[0], 4)[:, :3].float()
+    expected_cls = tv_focal_loss(logits[0][0], target, 0.25, 2.0, reduction="sum")
+    pos = [0, 2]
+    centers = torch.tensor([[4.0, 4], [4, 12]])
+    stride = 8.0
+    d = deltas[0][0, pos] * stride  # (l, t, r, b) in pixels
+    pred = torch.cat([centers - d[:, :2], centers + d[:, 2:]], dim=1)
+    expected_box = generalized_box_iou_loss(pred, gt_boxes[0][pos], reduction="sum")
+    g = gt_boxes[0][pos]
+    lr = torch.stack([centers[:, 0] - g[:, 0], g[:, 2] - centers[:, 0]], dim=1)
+    tb = torch.stack([centers[:, 1] - g[:, 1], g[:, 3] - centers[:, 1]], dim=1)
+    ctr_target = torch.sqrt(
+        lr.min(1).values / lr.max(1).values * tb.min(1).values / tb.max(1).values
+    )
+    expected_ctr = F.binary_cross_entropy_with_logits(
+        ctr[0][0, pos, 0], ctr_target, reduction="sum"
+    )
+    torch.testing.assert_close(losses["loss_cls"], expected_cls / normalizer)
+    torch.testing.assert_close(losses["loss_box_reg"], expected_box / normalizer)
+    torch.testing.assert_close(losses["loss_centerness"], expected_ctr / normalizer)
+
+
+def test_fcos_scores_are_the_geometric_mean_of_class_and_centerness():
+    torch.manual_seed(0)
+    model = tiny_fcos(num_classes=2, test_score_thresh=0.0, test_nms_thresh=1.0)
+    model.eval()
+    images = model.preprocess_image([{"image": torch.rand(3, 64, 64) * 255}])
+    features = [torch.zeros(1, 32, 1, 1)]
+    logits = [torch.tensor([[[[2.0]], [[-1.0]]]])]  # (1, K=2, 1, 1)
+    box = [torch.ones(1, 4, 1, 1)]
+    ctrness = [torch.tensor([[[[0.5]]]])]
+    anchor_generator = model.anchor_generator
+    model.anchor_generator = DefaultAnchorGenerator(sizes=[[8]], aspect_ratios=[1.0], strides=[8])
+    try:
+        (inst,) = model.forward_inference(images, features, [logits, box, ctrness])
+    finally:
+        model.anchor_generator = anchor_generator
+    expected = torch.sqrt(
+        torch.sigmoid(torch.tensor([2.0, -1.0])) * torch.sigmoid(torch.tensor(0.5))
+    )
+    torch.testing.assert_close(inst.scores, expected)
+    assert inst.pred_classes.tolist() == [0, 1]
+    # one anchor of size 8 centred at (4, 4), one stride on each side
+    torch.testing.assert_close(inst.pred_boxes.tensor, torch.tensor([[-4.0, -4, 12, 12]] * 2))
