@@ -27,6 +27,9 @@ from vt_modeling.box_regression import (
 from vt_modeling.config import CfgNode, configurable, get_cfg
 from vt_modeling.matcher import Matcher
 from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
+from vt_modeling.meta_arch.dense_detector import DenseDetector
+from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
+from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from vt_modeling.poolers import ROIPooler
 from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
 from vt_modeling.proposal_generator import RPN, StandardRPNHead
@@ -143,4 +146,10 @@ __all__ = [
     "CascadeROIHeads",
     "DatasetMapperTTA",
     "GeneralizedRCNNWithTTA",
+    # dense (one-stage) detectors
+    "DenseDetector",
+    "RetinaNet",
+    "RetinaNetHead",
+    "FCOS",
+    "FCOSHead",
 ]

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from vt_modeling.meta_arch.dense_detector import DenseDetector
+from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
 from vt_modeling.meta_arch.rcnn import GeneralizedRCNN, ProposalNetwork
+from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
-__all__ = ["GeneralizedRCNN", "ProposalNetwork"]
+__all__ = [
+    "GeneralizedRCNN",
+    "ProposalNetwork",
+    # dense (one-stage) detectors
+    "DenseDetector",
+    "FCOS",
+    "FCOSHead",
+    "RetinaNet",
+    "RetinaNetHead",
+]
