@@ -30,6 +30,13 @@ from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.dense_detector import DenseDetector
 from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
 from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+from vt_modeling.meta_arch.semantic_seg import SemanticSegmentor, SemSegFPNHead
+from vt_modeling.pixel_sampler import (
+    PIXEL_SAMPLERS,
+    BasePixelSampler,
+    OHEMPixelSampler,
+    build_pixel_sampler,
+)
 from vt_modeling.poolers import ROIPooler
 from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
 from vt_modeling.proposal_generator import RPN, StandardRPNHead
@@ -152,4 +159,11 @@ __all__ = [
     "RetinaNetHead",
     "FCOS",
     "FCOSHead",
+    # semantic segmentation
+    "SemanticSegmentor",
+    "SemSegFPNHead",
+    "PIXEL_SAMPLERS",
+    "BasePixelSampler",
+    "OHEMPixelSampler",
+    "build_pixel_sampler",
 ]

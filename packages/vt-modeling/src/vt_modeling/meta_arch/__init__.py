@@ -6,6 +6,7 @@ from vt_modeling.meta_arch.dense_detector import DenseDetector
 from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
 from vt_modeling.meta_arch.rcnn import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+from vt_modeling.meta_arch.semantic_seg import SemanticSegmentor, SemSegFPNHead
 
 __all__ = [
     "GeneralizedRCNN",
@@ -16,4 +17,7 @@ __all__ = [
     "FCOSHead",
     "RetinaNet",
     "RetinaNetHead",
+    # semantic segmentation
+    "SemanticSegmentor",
+    "SemSegFPNHead",
 ]
