@@ -104,7 +104,7 @@ class SemanticSegmentor(_NormalizedImagesMixin, nn.Module):
 
 @SEM_SEG_HEADS_REGISTRY.register()
 class SemSegFPNHead(nn.Module):
-    """A semantic segmentation head described in :paper:`PanopticFPN`.
+    """A semantic segmentation head described in Panoptic FPN (Kirillov et al., 2019).
 
     It takes a list of FPN features as input, and applies a sequence of 3x3 convs and
     upsampling to scale all of them to the stride defined by ``common_stride``. Then
