@@ -19,7 +19,7 @@ from vt_structures import (
     polygons_to_bitmask,
     rasterize_polygons_within_box,
 )
-from vt_structures.masks import _roi_align_masks, _roi_align_masks_reference
+from vt_structures.masks import _roi_align_masks
 
 
 def star_polygon(rng, cx, cy, r_min, r_max, k):
@@ -200,9 +200,9 @@ def test_roi_align_of_masks_matches_torchvision():
     rois = torch.cat([torch.arange(6.0)[:, None], boxes], 1)
     for size in (7, 14, 28):
         expected = tvops.roi_align(masks[:, None], rois, size, 1.0, 0, aligned=True)[:, 0]
-        # the torch reference, and whichever implementation crop_and_resize uses
-        for impl in (_roi_align_masks_reference, _roi_align_masks):
-            torch.testing.assert_close(impl(masks, boxes, size), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            _roi_align_masks(masks, boxes, size), expected, atol=1e-5, rtol=0
+        )
 
 
 def test_bitmasks_crop_and_resize():

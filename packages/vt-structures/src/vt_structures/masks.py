@@ -229,73 +229,17 @@ def _roi_align_masks(masks: torch.Tensor, boxes: torch.Tensor, mask_size: int) -
 
     ``masks`` (N x H x W) may be bool; ``boxes`` is float32 on the masks' device.
     """
-    if hasattr(vt_ops, "roi_align"):
-        index = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None]
-        rois = torch.cat([index, boxes], dim=1)
-        out = vt_ops.roi_align(
-            masks[:, None].to(torch.float32),
-            rois,
-            (mask_size, mask_size),
-            spatial_scale=1.0,
-            sampling_ratio=0,
-            aligned=True,
-        )
-        return out[:, 0]
-    return _roi_align_masks_reference(masks, boxes, mask_size)
-
-
-def _roi_align_masks_reference(
-    masks: torch.Tensor, boxes: torch.Tensor, mask_size: int
-) -> torch.Tensor:
-    """The same computation in torch, for a vt-ops without roi_align.
-
-    Bilinear sampling is a product of a row weight and a column weight, so each
-    output is ``Ay @ mask @ Ax^T`` with the averaged sampling weights of each axis,
-    restricted to the rows and columns the box touches.
-    """
-    dtype = masks.dtype if masks.is_floating_point() else torch.float32
-    out = torch.zeros((len(boxes), mask_size, mask_size), dtype=dtype, device=masks.device)
-    height, width = masks.shape[-2:]
-    for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
-        ay, r0 = _roi_align_axis_weights(y0 - 0.5, y1 - 0.5, mask_size, height, dtype)
-        ax, c0 = _roi_align_axis_weights(x0 - 0.5, x1 - 0.5, mask_size, width, dtype)
-        crop = masks[i, r0 : r0 + ay.shape[1], c0 : c0 + ax.shape[1]].to(dtype)
-        out[i] = ay.to(masks.device) @ crop @ ax.to(masks.device).T
-    return out
-
-
-def _roi_align_axis_weights(
-    start: float, end: float, bins: int, size: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, int]:
-    """Averaged bilinear weights of roi_align along one axis.
-
-    Returns (weights[bins, k], first index): bin b averages the samples of
-    ``[start, end)`` split in ``bins`` parts, ``ceil((end - start) / bins)``
-    samples per bin, with roi_align's border rules (samples beyond -1 or
-    ``size`` contribute 0; others are clamped to the valid range).
-    """
-    length = end - start
-    grid = max(int(np.ceil(length / bins)), 1)
-    bin_size = length / bins
-    b = np.arange(bins)[:, None]
-    s = np.arange(grid)[None, :]
-    pos = start + b * bin_size + (s + 0.5) * bin_size / grid  # (bins, grid)
-    valid = (pos >= -1.0) & (pos <= size)
-    pos = np.clip(pos, 0.0, None)
-    low = np.floor(pos).astype(np.int64)
-    at_end = low >= size - 1
-    low = np.where(at_end, size - 1, low)
-    high = np.where(at_end, size - 1, low + 1)
-    frac = np.where(at_end, 0.0, pos - low)
-    w = np.zeros((bins, size), dtype=np.float64)
-    rows = np.broadcast_to(b, pos.shape)
-    np.add.at(w, (rows, low), (1.0 - frac) * valid / grid)
-    np.add.at(w, (rows, high), frac * valid / grid)
-    nz = np.nonzero(w.any(axis=0))[0]
-    if nz.size == 0:
-        return torch.zeros((bins, 0), dtype=dtype), 0
-    first, last = int(nz[0]), int(nz[-1]) + 1
-    return torch.from_numpy(w[:, first:last]).to(dtype), first
+    index = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None]
+    rois = torch.cat([index, boxes], dim=1)
+    out = vt_ops.roi_align(
+        masks[:, None].to(torch.float32),
+        rois,
+        (mask_size, mask_size),
+        spatial_scale=1.0,
+        sampling_ratio=0,
+        aligned=True,
+    )
+    return out[:, 0]
 
 
 class BitMasks:
