@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vt_layers import ShapeSpec, batched_nms, sigmoid_focal_loss
+from vt_layers import ShapeSpec, sigmoid_focal_loss
 from vt_modeling.anchor_generator import DefaultAnchorGenerator
 from vt_modeling.backbone import Backbone
 from vt_modeling.box_regression import Box2BoxTransformLinear, _dense_box_regression_loss
 from vt_modeling.config import configurable
 from vt_modeling.meta_arch.dense_detector import DenseDetector
-from vt_modeling.meta_arch.retinanet import RetinaNetHead
+from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from vt_modeling.registries import META_ARCH_REGISTRY, build_backbone
 from vt_structures import Boxes, ImageList, Instances, pairwise_point_box_distance
 
@@ -321,18 +321,7 @@ class FCOS(DenseDetector):
         Returns:
             Instances: "pred_boxes", "scores" and "pred_classes" of the detections.
         """
-        pred = self._decode_multi_level_predictions(
-            anchors,
-            box_cls,
-            box_delta,
-            self.test_score_thresh,
-            self.test_topk_candidates,
-            image_size,
-        )
-        keep = batched_nms(
-            pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh
-        )
-        return pred[keep[: self.max_detections_per_image]]
+        return RetinaNet.inference_single_image(self, anchors, box_cls, box_delta, image_size)
 
 
 class FCOSHead(RetinaNetHead):
