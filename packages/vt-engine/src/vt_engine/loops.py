@@ -48,24 +48,22 @@ def _set_epoch(dataloader: Any, epoch: int) -> None:
             return
 
 
-class EpochBasedTrainLoop:
-    """Trains for ``max_epochs`` passes over ``dataloader``; validates after epochs
-    ``val_begin, val_begin + val_interval, ...`` and after the last."""
+class _TrainLoop:
+    """State, progress properties and the training step shared by both train loops."""
 
     def __init__(
         self,
         runner: Runner,
         dataloader: DataLoader,
         max_epochs: int,
-        val_begin: int = 1,
-        val_interval: int = 1,
+        max_iters: int,
+        val_begin: int,
+        val_interval: int,
     ) -> None:
-        if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ValueError(f"max_epochs: expected a positive int, got {max_epochs!r}")
         self.runner = runner
         self.dataloader = dataloader
         self._max_epochs = max_epochs
-        self._max_iters = max_epochs * len(dataloader)
+        self._max_iters = max_iters
         self.val_begin = val_begin
         self.val_interval = val_interval
         self._epoch = 0
@@ -88,17 +86,48 @@ class EpochBasedTrainLoop:
     def iter(self) -> int:
         return self._iter
 
+    def _should_validate(self, progress: int, last: int) -> bool:
+        """Validate after ``progress`` (epochs or iterations) of ``last``?"""
+        return (
+            self.runner.val_loop is not None
+            and progress >= self.val_begin
+            and (progress % self.val_interval == 0 or progress == last)
+        )
+
+    def _train_step(self, batch_idx: int, data_batch: Any) -> None:
+        runner = self.runner
+        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        runner.call_hook(
+            "after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs
+        )
+        self._iter += 1
+
+
+class EpochBasedTrainLoop(_TrainLoop):
+    """Trains for ``max_epochs`` passes over ``dataloader``; validates after epochs
+    ``val_begin, val_begin + val_interval, ...`` and after the last."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        dataloader: DataLoader,
+        max_epochs: int,
+        val_begin: int = 1,
+        val_interval: int = 1,
+    ) -> None:
+        if not isinstance(max_epochs, int) or max_epochs < 1:
+            raise ValueError(f"max_epochs: expected a positive int, got {max_epochs!r}")
+        max_iters = max_epochs * len(dataloader)
+        super().__init__(runner, dataloader, max_epochs, max_iters, val_begin, val_interval)
+
     def run(self) -> Any:
         runner = self.runner
         runner.call_hook("before_train")
         runner.optim_wrapper.initialize_count_status(runner.model, self._iter, self._max_iters)
         while self._epoch < self._max_epochs and not self.stop_training:
             self.run_epoch()
-            if (
-                runner.val_loop is not None
-                and self._epoch >= self.val_begin
-                and (self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs)
-            ):
+            if self._should_validate(self._epoch, self._max_epochs):
                 runner.val_loop.run()
         runner.call_hook("after_train")
         return runner.model
@@ -114,11 +143,7 @@ class EpochBasedTrainLoop:
         self._epoch += 1
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
+        self._train_step(idx, data_batch)
 
 
 class _InfiniteIterator:
@@ -155,31 +180,7 @@ class IterBasedTrainLoop:
     ) -> None:
         if not isinstance(max_iters, int) or max_iters < 1:
             raise ValueError(f"max_iters: expected a positive int, got {max_iters!r}")
-        self.runner = runner
-        self.dataloader = dataloader
-        self._max_iters = max_iters
-        self._max_epochs = 1
-        self.val_begin = val_begin
-        self.val_interval = val_interval
-        self._epoch = 0
-        self._iter = 0
-        self.stop_training = False
-
-    @property
-    def max_epochs(self) -> int:
-        return self._max_epochs
-
-    @property
-    def max_iters(self) -> int:
-        return self._max_iters
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
-    @property
-    def iter(self) -> int:
-        return self._iter
+        super().__init__(runner, dataloader, 1, max_iters, val_begin, val_interval)
 
     def run(self) -> Any:
         runner = self.runner
@@ -199,11 +200,7 @@ class IterBasedTrainLoop:
             data_batch = next(iterator)
             self._epoch = iterator._epoch
             self.run_iter(data_batch)
-            if (
-                runner.val_loop is not None
-                and self._iter >= self.val_begin
-                and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)
-            ):
+            if self._should_validate(self._iter, self._max_iters):
                 runner.val_loop.run()
         runner.call_hook("after_train_epoch")
         runner.call_hook("after_train")
@@ -214,13 +211,7 @@ class IterBasedTrainLoop:
         return not any(isinstance(s, infinite) for s in _samplers(self.dataloader))
 
     def run_iter(self, data_batch: Any) -> None:
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=self._iter, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook(
-            "after_train_iter", batch_idx=self._iter, data_batch=data_batch, outputs=outputs
-        )
-        self._iter += 1
+        self._train_step(self._iter, data_batch)
 
 
 class _EvalLoop:
