@@ -165,7 +165,7 @@ class _InfiniteIterator:
             return next(self._iterator)
 
 
-class IterBasedTrainLoop:
+class IterBasedTrainLoop(_TrainLoop):
     """Trains for ``max_iters`` iterations; validates after iterations
     ``val_begin, ..., k * val_interval`` and after the last. Resuming continues with
     exactly the batch the interrupted run would have seen next."""
