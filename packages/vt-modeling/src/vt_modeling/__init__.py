@@ -29,6 +29,8 @@ from vt_modeling.matcher import Matcher
 from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.dense_detector import DenseDetector
 from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
+from vt_modeling.meta_arch.mmdet_wrapper import MMDetBackbone, MMDetDetector
+from vt_modeling.meta_arch.panoptic_fpn import PanopticFPN, combine_semantic_and_instance_outputs
 from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from vt_modeling.meta_arch.semantic_seg import SemanticSegmentor, SemSegFPNHead
 from vt_modeling.pixel_sampler import (
@@ -166,4 +168,10 @@ __all__ = [
     "BasePixelSampler",
     "OHEMPixelSampler",
     "build_pixel_sampler",
+    # panoptic segmentation
+    "PanopticFPN",
+    "combine_semantic_and_instance_outputs",
+    # mmdetection wrappers
+    "MMDetBackbone",
+    "MMDetDetector",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from vt_modeling.meta_arch.dense_detector import DenseDetector
 from vt_modeling.meta_arch.fcos import FCOS, FCOSHead
+from vt_modeling.meta_arch.mmdet_wrapper import MMDetBackbone, MMDetDetector
+from vt_modeling.meta_arch.panoptic_fpn import PanopticFPN, combine_semantic_and_instance_outputs
 from vt_modeling.meta_arch.rcnn import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from vt_modeling.meta_arch.semantic_seg import SemanticSegmentor, SemSegFPNHead
@@ -20,4 +22,10 @@ __all__ = [
     # semantic segmentation
     "SemanticSegmentor",
     "SemSegFPNHead",
+    # panoptic segmentation
+    "PanopticFPN",
+    "combine_semantic_and_instance_outputs",
+    # mmdetection wrappers
+    "MMDetBackbone",
+    "MMDetDetector",
 ]

@@ -82,12 +82,7 @@ class SemanticSegmentor(_NormalizedImagesMixin, nn.Module):
 
         targets = None
         if "sem_seg" in batched_inputs[0]:
-            targets = ImageList.from_tensors(
-                [self._move_to_current_device(x["sem_seg"]) for x in batched_inputs],
-                self.backbone.size_divisibility,
-                self.sem_seg_head.ignore_value,
-                self.backbone.padding_constraints,
-            ).tensor
+            targets = _padded_sem_seg_targets(self, batched_inputs)
         results, losses = self.sem_seg_head(features, targets)
         if self.training:
             return losses
@@ -100,6 +95,17 @@ class SemanticSegmentor(_NormalizedImagesMixin, nn.Module):
                 {"sem_seg": sem_seg_postprocess(result, image_size, height, width)}
             )
         return processed_results
+
+
+def _padded_sem_seg_targets(model: Any, batched_inputs: list[dict[str, Any]]) -> torch.Tensor:
+    """The "sem_seg" ground truths of ``batched_inputs`` on ``model``'s device, batched
+    (Tensor[N, H, W]) and padded like the images, with the head's ``ignore_value``."""
+    return ImageList.from_tensors(
+        [model._move_to_current_device(x["sem_seg"]) for x in batched_inputs],
+        model.backbone.size_divisibility,
+        model.sem_seg_head.ignore_value,
+        model.backbone.padding_constraints,
+    ).tensor
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
