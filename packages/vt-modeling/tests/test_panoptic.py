@@ -295,7 +295,7 @@ def test_instance_loss_weight_scales_the_roi_losses():
     cfg.MODEL.PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT = 0.5
     cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_WEIGHT = 2.0
     model = build_model(cfg)
-    assert model.roi_heads.box_predictor.loss_weight == {"loss_box_reg": 1.0}
+    assert model.roi_heads.box_predictor.loss_weight == {"loss_cls": 0.5, "loss_box_reg": 1.0}
     assert model.roi_heads.mask_head.loss_weight == 0.5
 
 

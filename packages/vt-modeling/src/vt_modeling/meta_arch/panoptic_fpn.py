@@ -157,18 +157,19 @@ class PanopticFPN(GeneralizedRCNN):
 
 
 def _scale_instance_loss_weights(roi_heads: nn.Module, weight: float) -> None:
-    """Multiply the loss weights of the box predictor(s) and the mask head by ``weight``."""
+    """Multiply the loss weights of the box predictor(s) and the mask head by ``weight``.
+
+    A dict weight of a box predictor lists only the losses it re-weights (detectron2 then
+    leaves "loss_cls" at 1); both its losses are scaled here.
+    """
     predictors = roi_heads.box_predictor
     if not isinstance(predictors, nn.ModuleList):
         predictors = [predictors]
-    heads = [*predictors, getattr(roi_heads, "mask_head", None)]
-    for head in heads:
-        if head is None:
-            continue
-        if isinstance(head.loss_weight, dict):
-            head.loss_weight = {k: v * weight for k, v in head.loss_weight.items()}
-        else:
-            head.loss_weight = head.loss_weight * weight
+    for predictor in predictors:
+        loss_weight = {"loss_cls": 1.0, "loss_box_reg": 1.0, **predictor.loss_weight}
+        predictor.loss_weight = {k: v * weight for k, v in loss_weight.items()}
+    if getattr(roi_heads, "mask_head", None) is not None:
+        roi_heads.mask_head.loss_weight = roi_heads.mask_head.loss_weight * weight
 
 
 def combine_semantic_and_instance_outputs(
