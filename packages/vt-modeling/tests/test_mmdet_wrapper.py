@@ -176,6 +176,12 @@ def test_detector_training_metas_and_losses():
     sum(losses.values()).backward()
     assert toy.weight.grad is not None
 
+    with pytest.raises(ValueError, match="instances"):
+        model([{"image": torch.zeros(3, 32, 32)}])
+    toy.forward_train = lambda *args, **kwargs: {"loss_cls": 1.0}
+    with pytest.raises(TypeError, match="loss_cls"):
+        model([detector_input(32, 32)])
+
 
 @pytest.mark.skipif(HAS_MMDET, reason="mmdet is installed")
 def test_detector_mask_targets_need_mmdet():

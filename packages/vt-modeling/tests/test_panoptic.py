@@ -239,6 +239,15 @@ def panoptic_model():
     return build_model(panoptic_cfg())
 
 
+def test_cfg_defaults_are_detectron2s():
+    panoptic = get_cfg().MODEL.PANOPTIC_FPN
+    assert panoptic.INSTANCE_LOSS_WEIGHT == 1.0
+    assert panoptic.COMBINE.ENABLED is True
+    assert panoptic.COMBINE.OVERLAP_THRESH == 0.5
+    assert panoptic.COMBINE.STUFF_AREA_LIMIT == 4096
+    assert panoptic.COMBINE.INSTANCES_CONFIDENCE_THRESH == 0.5
+
+
 def test_registered_and_built_from_cfg(panoptic_model):
     assert META_ARCH_REGISTRY.get("PanopticFPN") is PanopticFPN
     assert isinstance(panoptic_model, PanopticFPN)
@@ -288,6 +297,7 @@ def test_inference_outputs(panoptic_model):
         )
         assert torch.equal(pan, expected[0]) and info == expected[1]
         assert any(s["isthing"] for s in info) and any(not s["isthing"] for s in info)
+        assert all(s["area"] >= 16 for s in info if not s["isthing"])
 
 
 def test_instance_loss_weight_scales_the_roi_losses():

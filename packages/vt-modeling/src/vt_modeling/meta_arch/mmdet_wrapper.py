@@ -63,7 +63,9 @@ class MMDetBackbone(Backbone):
 
     mmdet backbones produce list/tuple of tensors, while detectron2 backbones produce a
     dict of tensors. This class wraps the given backbone to produce output in
-    detectron2's convention, so it can be used in place of detectron2 backbones.
+    detectron2's convention, so it can be used in place of detectron2 backbones. As mmdet
+    expects, the ``init_weights()`` of the backbone and neck (of each module of a neck
+    ``nn.Sequential``), where they have one, runs on construction.
     """
 
     def __init__(
