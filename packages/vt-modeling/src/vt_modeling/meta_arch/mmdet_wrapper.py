@@ -24,19 +24,19 @@ from vt_structures import BitMasks, Boxes, ImageList, Instances
 __all__ = ["MMDetBackbone", "MMDetDetector"]
 
 
-def _import_mmdet(module: str, argument: str) -> Any:
+def _import_mmdet(module: str, argument: str, purpose: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
         raise ImportError(
-            f"{argument}: building from an mmdet config dict needs mmdet ({module}), which is "
-            "not installed; install mmdet or pass an nn.Module"
+            f"{argument}: {purpose} needs mmdet ({module}), which is not installed"
         ) from e
 
 
 def _build_mmdet(cfg: Mapping[str, Any], kind: str, argument: str) -> nn.Module:
     """Build an mmdet module from a config dict with ``mmdet.models.build_<kind>``."""
-    models = _import_mmdet("mmdet.models", argument)
+    purpose = "building from an mmdet config dict (else pass an nn.Module)"
+    models = _import_mmdet("mmdet.models", argument, purpose)
     try:  # mmdet asserts dict types: plain containers, then mmcv's ConfigDict
         from omegaconf import DictConfig, OmegaConf
 
@@ -44,7 +44,7 @@ def _build_mmdet(cfg: Mapping[str, Any], kind: str, argument: str) -> nn.Module:
             cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     except ImportError:
         pass
-    config_dict = _import_mmdet("mmcv.utils", argument).ConfigDict
+    config_dict = _import_mmdet("mmcv.utils", argument, purpose).ConfigDict
     return getattr(models, f"build_{kind}")(config_dict(cfg))
 
 
@@ -245,7 +245,7 @@ class MMDetDetector(_NormalizedImagesMixin, nn.Module):
 
 
 def _to_mmdet_masks(masks: Any, shape: tuple[int, int]) -> Any:
-    mm_core = _import_mmdet("mmdet.core", "gt_masks")
+    mm_core = _import_mmdet("mmdet.core", "gt_masks", "converting masks to mmdet's structures")
     if isinstance(masks, BitMasks):
         return mm_core.BitmapMasks(masks.tensor.cpu().numpy(), shape[0], shape[1])
     return mm_core.PolygonMasks(masks.polygons, shape[0], shape[1])
