@@ -23,6 +23,10 @@ def mask_rcnn_loss(
     """The mask loss of Mask R-CNN: binary cross entropy of the logits of each region's
     ground-truth class against its ``gt_masks`` cropped and resized to the region.
 
+    When an EventStorage is active, the mask accuracy and the false positive and false
+    negative rates (at probability 0.5) are put as "mask_rcnn/accuracy",
+    "mask_rcnn/false_positive" and "mask_rcnn/false_negative".
+
     Args:
         pred_mask_logits (Tensor[B, C, Hmask, Wmask]): C = number of foreground classes,
             or 1 for class-agnostic masks.
@@ -30,11 +34,8 @@ def mask_rcnn_loss(
             "proposal_boxes", "gt_classes" and "gt_masks" (BitMasks or PolygonMasks).
         vis_period (int): every ``vis_period`` iterations, put in the current
             EventStorage each region's predicted mask probabilities next to its target
-            (Tensor[3, Hmask, 2 * Wmask], float in [0, 1]); 0 disables it.
-
-    When an EventStorage is active, the mask accuracy and the false positive and false
-    negative rates (at probability 0.5) are put as "mask_rcnn/accuracy",
-    "mask_rcnn/false_positive" and "mask_rcnn/false_negative".
+            (Tensor[3, Hmask, 2 * Wmask], float in [0, 1]); 0 disables it. A positive
+            period needs an active EventStorage.
 
     Returns:
         Tensor: a scalar.

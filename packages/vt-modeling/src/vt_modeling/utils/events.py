@@ -170,7 +170,13 @@ class EventStorage:
     def put_scalars(
         self, *, smoothing_hint: bool = True, cur_iter: int | None = None, **kwargs: float
     ) -> None:
-        """Put several scalars: ``storage.put_scalars(loss=1.0, accuracy=0.5)``."""
+        """Put several scalars: ``storage.put_scalars(loss=1.0, accuracy=0.5)``.
+
+        Args:
+            smoothing_hint (bool): as in :meth:`put_scalar`, for every scalar.
+            cur_iter (int): as in :meth:`put_scalar`, for every scalar.
+            **kwargs (float): the scalars, by name.
+        """
         for name, value in kwargs.items():
             self.put_scalar(name, value, smoothing_hint=smoothing_hint, cur_iter=cur_iter)
 
