@@ -228,15 +228,12 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
         """
         storage = get_event_storage()
         max_vis_prop = 20
-        for input, prop in zip(batched_inputs, proposals):
-            img = convert_image_to_rgb(input["image"], self.input_format)
-            anno_img = draw_boxes(img, input["instances"].gt_boxes.tensor, color=(0, 255, 0))
-            prop_img = draw_boxes(
-                img, prop.proposal_boxes.tensor[:max_vis_prop], color=(255, 128, 0)
-            )
-            vis_name = "Left: GT bounding boxes;  Right: Predicted proposals"
-            storage.put_image(vis_name, torch.cat([anno_img, prop_img], dim=2))
-            break  # only visualize one image in a batch
+        input, prop = batched_inputs[0], proposals[0]  # only one image of the batch
+        img = convert_image_to_rgb(input["image"], self.input_format)
+        anno_img = draw_boxes(img, input["instances"].gt_boxes.tensor, color=(0, 255, 0))
+        prop_img = draw_boxes(img, prop.proposal_boxes.tensor[:max_vis_prop], color=(255, 128, 0))
+        vis_name = "Left: GT bounding boxes;  Right: Predicted proposals"
+        storage.put_image(vis_name, torch.cat([anno_img, prop_img], dim=2))
 
 
 @META_ARCH_REGISTRY.register()
