@@ -183,3 +183,43 @@ def test_rcnn_training_visualisation_reaches_tensorboard(tmp_path):
     )
     assert len(runner.message_hub.get_scalar("train/mask_rcnn/accuracy")) == 3
     assert len(acc.Scalars("mask_rcnn/accuracy")) == 3
+    # The model is handed the storage for the run only.
+    assert runner.model.event_storage is None
+    with pytest.raises(RuntimeError, match="EventStorage"):
+        get_event_storage()
+
+
+class Failing(torch.nn.Module):
+    """Reports a scalar, then fails at iteration 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, batched_inputs):
+        storage = get_event_storage()
+        storage.put_scalar("seen", storage.iter)
+        if storage.iter == 1:
+            raise ValueError("boom")
+        return {"loss_x": self.w * len(batched_inputs)}
+
+
+def test_detection_model_opens_the_storage_around_its_forward_only(tmp_path):
+    model = DetectionModel(Failing())
+    runner = make_runner(
+        tmp_path,
+        model,
+        dict(
+            dataset=BoxImages(), batch_size=2, sampler="infinite", collate_fn=trivial_batch_collator
+        ),
+        max_iters=3,
+        hooks=[EventStorageHook()],
+    )
+    with pytest.raises(ValueError, match="boom"):
+        runner.train()
+    # The storage was given to the model and opened only around its forward: the
+    # failure leaves no storage open.
+    assert model.event_storage is not None and model.event_storage.latest()["seen"] == (1.0, 1)
+    with pytest.raises(RuntimeError, match="EventStorage"):
+        get_event_storage()
+    assert runner.message_hub.get_scalar("train/seen").current() == 0.0

@@ -743,22 +743,26 @@ class EmptyCacheHook(Hook):
 
 @HOOKS.register()
 class EventStorageHook(Hook):
-    """Opens an :class:`~vt_modeling.utils.EventStorage` (detectron2's event storage)
-    around each training iteration, so that the model can report images and scalars
-    through ``get_event_storage()``: e.g. the training visualisations of
+    """Opens an :class:`~vt_modeling.EventStorage` (detectron2's event storage) during
+    each training iteration, so that the model can report images and scalars through
+    ``get_event_storage()``: e.g. the training visualisations of
     ``GeneralizedRCNN(vis_period=...)`` and of the mask head, and the
     ``mask_rcnn/accuracy`` scalars.
 
-    The storage's ``iter`` is the runner's iteration. After each iteration the images put
-    during it go to the runner visualizer's backends (``add_image``: PNG files,
-    TensorBoard) at their iteration, and the scalars put during it go to the message
-    hub as ``train/<name>``, which :class:`LoggerHook` logs and writes.
+    The storage's ``iter`` is the runner's iteration. A model with an ``event_storage``
+    attribute (:class:`~vt_engine.DetectionModel`) is given the storage and opens it
+    around its forward; for other models the storage is open from ``before_train_iter``
+    to ``after_train_iter``. After each iteration the images put during it go to the
+    runner visualizer's backends (``add_image``: PNG files, TensorBoard) at their
+    iteration, and the scalars put during it go to the message hub as
+    ``train/<name>``, which :class:`LoggerHook` logs and writes.
     """
 
     priority = "NORMAL"
 
     def __init__(self) -> None:
         self.storage: EventStorage | None = None
+        self._model: Any = None
         self._entered = False
 
     def _exit(self) -> None:
@@ -766,16 +770,24 @@ class EventStorageHook(Hook):
             self._entered = False
             self.storage.__exit__(None, None, None)
 
-    def before_train(self, runner: Runner) -> None:
+    def _start(self, runner: Runner) -> EventStorage:
         self.storage = EventStorage(runner.iter)
+        model = unwrap_model(runner.model)
+        self._model = model if hasattr(model, "event_storage") else None
+        if self._model is not None:
+            self._model.event_storage = self.storage
+        return self.storage
+
+    def before_train(self, runner: Runner) -> None:
+        self._start(runner)
 
     def before_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
-        if self.storage is None:
-            self.storage = EventStorage(runner.iter)
-        self._exit()  # left open when the previous iteration raised
-        self.storage.iter = runner.iter
-        self.storage.__enter__()
-        self._entered = True
+        storage = self.storage if self.storage is not None else self._start(runner)
+        storage.iter = runner.iter
+        if self._model is None:
+            self._exit()  # left open when the previous iteration raised
+            storage.__enter__()
+            self._entered = True
 
     def after_train_iter(
         self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None
@@ -793,6 +805,9 @@ class EventStorageHook(Hook):
 
     def after_train(self, runner: Runner) -> None:
         self._exit()
+        if self._model is not None:
+            self._model.event_storage = None
+            self._model = None
 
 
 @HOOKS.register()
