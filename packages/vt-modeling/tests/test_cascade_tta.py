@@ -552,3 +552,23 @@ def test_tta_keypoint_flip_indices_errors(keypoint_model):
     for bad in ([0, 1, 2, 3], [0, 1, 1, 3, 4]):
         with pytest.raises(ValueError, match="keypoint_flip_indices"):
             GeneralizedRCNNWithTTA(cfg, model, flip, keypoint_flip_indices=bad)
+
+
+def test_tta_keypoints_without_detections(keypoint_model):
+    cfg, model = keypoint_model
+    predictor = model.roi_heads.box_predictor
+    old, predictor.test_score_thresh = predictor.test_score_thresh, 1.1
+    try:
+        tta = GeneralizedRCNNWithTTA(
+            cfg,
+            model,
+            DatasetMapperTTA([64, 96], 1000, True),
+            keypoint_flip_indices=KEYPOINT_FLIP_INDICES,
+        )
+        with torch.no_grad():
+            (out,) = tta([{"image": keypoint_image()}])
+    finally:
+        predictor.test_score_thresh = old
+    inst = out["instances"]
+    assert len(inst) == 0 and inst.image_size == (96, 128)
+    assert inst.pred_keypoints.shape == (0, NUM_KEYPOINTS, 3)
