@@ -387,8 +387,8 @@ def test_tta_errors(model):
     with pytest.raises(TypeError, match="GeneralizedRCNN"):
         GeneralizedRCNNWithTTA(cfg, torch.nn.Linear(1, 1))
     bad = cfg.clone()
-    bad.MODEL.KEYPOINT_ON = True
-    with pytest.raises(ValueError, match="KEYPOINT_ON"):
+    bad.MODEL.LOAD_PROPOSALS = True
+    with pytest.raises(ValueError, match="LOAD_PROPOSALS"):
         GeneralizedRCNNWithTTA(bad, model)
     with pytest.raises(ValueError, match="batch_size"):
         GeneralizedRCNNWithTTA(cfg, model, batch_size=0)
@@ -407,3 +407,168 @@ def test_tta_without_detections(model):
     inst = out["instances"]
     assert len(inst) == 0 and inst.image_size == (96, 128)
     assert inst.pred_masks.shape == (0, 96, 128)
+
+
+# -- keypoints -----------------------------------------------------------------------------
+
+NUM_KEYPOINTS = 5
+# keypoint 0 is central, 1 <-> 2 and 3 <-> 4 are left/right pairs
+KEYPOINT_FLIP_INDICES = [0, 2, 1, 4, 3]
+
+
+@pytest.fixture(scope="module")
+def keypoint_model():
+    """A tiny Keypoint R-CNN (5 keypoints) with random weights, in eval mode, and its
+    config."""
+    torch.manual_seed(0)
+    cfg = cascade_cfg()
+    cfg.MODEL.MASK_ON = False
+    cfg.MODEL.KEYPOINT_ON = True
+    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+    cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = NUM_KEYPOINTS
+    cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (32, 32)
+    cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION = 7
+    cfg.TEST.DETECTIONS_PER_IMAGE = 10
+    model = tiny_model(cfg).eval()
+    assert model.roi_heads.keypoint_on
+    return cfg, model
+
+
+def keypoint_image():
+    image = training_input()["image"]
+    # Break the left/right symmetry of the objects so that mirrored images differ.
+    image[:, 20:40, 15:25] = 90.0
+    return image
+
+
+def test_tta_keypoints_with_one_identity_augmentation_are_the_plain_model(keypoint_model):
+    cfg, model = keypoint_model
+    tta = GeneralizedRCNNWithTTA(cfg, model, DatasetMapperTTA([96], 1000, False))
+    inputs = [{"image": keypoint_image()}]
+    with torch.no_grad():
+        (out,) = tta(inputs)
+        (plain,) = model(inputs)
+    a, b = out["instances"], plain["instances"]
+    assert len(a) == len(b) > 0
+    assert (
+        set(a.get_fields())
+        == set(b.get_fields())
+        == {
+            "pred_boxes",
+            "scores",
+            "pred_classes",
+            "pred_keypoints",
+            "pred_keypoint_heatmaps",
+        }
+    )
+    assert a.pred_keypoints.shape == (len(a), NUM_KEYPOINTS, 3)
+    torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor)
+    torch.testing.assert_close(a.pred_keypoint_heatmaps, b.pred_keypoint_heatmaps)
+    torch.testing.assert_close(a.pred_keypoints, b.pred_keypoints)
+
+
+def test_tta_keypoints_of_a_flipped_augmentation_are_mirrored_with_left_and_right_swapped(
+    keypoint_model,
+):
+    """With the flipped image as the only augmentation, the keypoints are those of the
+    plain model on the flipped image, mirrored back (x -> W - x) with each keypoint
+    taking its mirror's place."""
+    cfg, model = keypoint_model
+    flip_only = DatasetMapperTTA([96], 1000, True)
+    tta = GeneralizedRCNNWithTTA(
+        cfg,
+        model,
+        tta_mapper=lambda d: flip_only(d)[1:],
+        keypoint_flip_indices=KEYPOINT_FLIP_INDICES,
+    )
+    image = keypoint_image()
+    with torch.no_grad():
+        (out,) = tta([{"image": image}])
+        (plain,) = model([{"image": image.flip(-1)}])
+    a, b = out["instances"], plain["instances"]
+    assert len(a) == len(b) > 0
+    expected = b.pred_keypoints[:, KEYPOINT_FLIP_INDICES].clone()
+    expected[..., 0] = 128 - expected[..., 0]
+    torch.testing.assert_close(a.pred_keypoints, expected)
+    torch.testing.assert_close(
+        a.pred_keypoint_heatmaps, b.pred_keypoint_heatmaps.flip(-1)[:, KEYPOINT_FLIP_INDICES]
+    )
+    # The swap matters: without it the keypoints would differ.
+    unswapped = b.pred_keypoints.clone()
+    unswapped[..., 0] = 128 - unswapped[..., 0]
+    assert not torch.allclose(a.pred_keypoints, unswapped)
+
+
+def test_tta_keypoints_average_heatmaps_of_flip_and_two_scales(keypoint_model):
+    cfg, model = keypoint_model
+    mapper = DatasetMapperTTA(min_sizes=[64, 112], max_size=1000, flip=True)
+    # One image per batch: padding in a batch changes the features, so the reference
+    # below runs one image at a time too.
+    tta = GeneralizedRCNNWithTTA(
+        cfg, model, mapper, batch_size=1, keypoint_flip_indices=KEYPOINT_FLIP_INDICES
+    )
+    image = keypoint_image()
+    with torch.no_grad():
+        (out,) = tta([{"image": image, "height": 192, "width": 256}])
+    inst = out["instances"]
+    assert inst.image_size == (192, 256) and len(inst) > 0
+    assert inst.pred_keypoints.shape == (len(inst), NUM_KEYPOINTS, 3)
+    # The merged heatmaps are the mean of the heatmaps predicted on the merged boxes in
+    # each augmentation, flipped back with left and right swapped.
+    augmented = [dict(d) for d in mapper({"image": image, "height": 192, "width": 256})]
+    expected = []
+    for d in augmented:
+        tfm = d.pop("transforms")
+        given = Instances(tuple(d["image"].shape[1:]))
+        given.pred_boxes = Boxes(tfm.apply_box(inst.pred_boxes.tensor))
+        given.pred_classes = inst.pred_classes
+        with torch.no_grad():
+            (res,) = model.inference([d], [given], do_postprocess=False)
+        maps = res.pred_keypoint_heatmaps
+        if tfm.reflections % 2:
+            maps = maps.flip(-1)[:, KEYPOINT_FLIP_INDICES]
+        expected.append(maps)
+    mean = torch.stack(expected).mean(0)
+    torch.testing.assert_close(inst.pred_keypoint_heatmaps, mean)
+    assert not torch.allclose(mean, expected[0])  # the augmentations do differ
+    # Keypoints lie in their boxes, in the original (192 x 256) image.
+    boxes = inst.pred_boxes.tensor
+    xy = inst.pred_keypoints[..., :2]
+    assert (xy >= boxes[:, None, :2] - 1e-3).all() and (xy <= boxes[:, None, 2:] + 1e-3).all()
+    assert model.roi_heads.keypoint_on
+
+
+def test_tta_keypoint_flip_indices_errors(keypoint_model):
+    cfg, model = keypoint_model
+    flip = DatasetMapperTTA([96], 1000, True)
+    tta = GeneralizedRCNNWithTTA(cfg, model, tta_mapper=flip)
+    with pytest.raises(ValueError, match="keypoint_flip_indices"):
+        tta([{"image": keypoint_image()}])
+    # Without flips none are needed.
+    (out,) = GeneralizedRCNNWithTTA(cfg, model, DatasetMapperTTA([96], 1000, False))(
+        [{"image": keypoint_image()}]
+    )
+    assert out["instances"].has("pred_keypoints")
+    for bad in ([0, 1, 2, 3], [0, 1, 1, 3, 4]):
+        with pytest.raises(ValueError, match="keypoint_flip_indices"):
+            GeneralizedRCNNWithTTA(cfg, model, flip, keypoint_flip_indices=bad)
+
+
+def test_tta_keypoints_without_detections(keypoint_model):
+    cfg, model = keypoint_model
+    predictor = model.roi_heads.box_predictor
+    old, predictor.test_score_thresh = predictor.test_score_thresh, 1.1
+    try:
+        tta = GeneralizedRCNNWithTTA(
+            cfg,
+            model,
+            DatasetMapperTTA([64, 96], 1000, True),
+            keypoint_flip_indices=KEYPOINT_FLIP_INDICES,
+        )
+        with torch.no_grad():
+            (out,) = tta([{"image": keypoint_image()}])
+    finally:
+        predictor.test_score_thresh = old
+    inst = out["instances"]
+    assert len(inst) == 0 and inst.image_size == (96, 128)
+    assert inst.pred_keypoints.shape == (0, NUM_KEYPOINTS, 3)

@@ -60,6 +60,7 @@ from vt_engine.hooks import (
     DistSamplerSeedHook,
     EMAHook,
     EmptyCacheHook,
+    EventStorageHook,
     Hook,
     IterTimerHook,
     LoggerHook,
@@ -142,6 +143,7 @@ __all__ = [
     "DistSamplerSeedHook",
     "EMAHook",
     "EmptyCacheHook",
+    "EventStorageHook",
     "SegVisualizationHook",
     # optimizers
     "OptimWrapper",

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from vt_engine.model import BaseModel
 from vt_engine.visualization import read_image
+from vt_modeling import EventStorage
 from vt_structures import Boxes, BoxMode, Instances, Keypoints, PolygonMasks
 from vt_structures.transforms import Augmentation, Transform, apply_augmentations
 
@@ -218,11 +219,16 @@ class DetectionModel(BaseModel):
     "img_id"), "file_name", "height" and "width", and the predictions as
     "pred_instances" (``bboxes``, ``scores``, ``labels``, ``masks``, ``keypoints``), the
     layout :class:`vt_metrics.CocoMetric` and the visualizer read.
+
+    In "loss" mode the wrapped model runs inside ``event_storage`` when one is set (by
+    :class:`~vt_engine.EventStorageHook`), so that it can report images and scalars
+    through ``get_event_storage()``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.event_storage: EventStorage | None = None
 
     def data_preprocessor(self, data: Any, training: bool = False) -> dict[str, Any]:
         # The wrapped model moves its inputs itself.
@@ -234,7 +240,10 @@ class DetectionModel(BaseModel):
         if mode == "loss":
             if not self.training:
                 raise RuntimeError("mode='loss' needs the model in training mode")
-            return self.model(batched_inputs)
+            if self.event_storage is None:
+                return self.model(batched_inputs)
+            with self.event_storage:
+                return self.model(batched_inputs)
         if mode in ("predict", "tensor"):
             outputs = self.model(batched_inputs)
             if mode == "tensor":

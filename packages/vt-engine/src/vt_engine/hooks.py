@@ -32,7 +32,8 @@ import torch
 
 from vt_engine.model import unwrap_model
 from vt_engine.registry import HOOKS
-from vt_engine.visualization import _field, read_image
+from vt_engine.visualization import _field, image_from_tensor, read_image
+from vt_modeling import EventStorage
 
 if TYPE_CHECKING:
     from vt_engine.runner import Runner
@@ -49,6 +50,7 @@ __all__ = [
     "DistSamplerSeedHook",
     "EMAHook",
     "EmptyCacheHook",
+    "EventStorageHook",
     "SegVisualizationHook",
 ]
 
@@ -737,6 +739,75 @@ class EmptyCacheHook(Hook):
             self._empty()
 
     after_val_iter = after_test_iter = after_train_iter  # type: ignore[assignment]
+
+
+@HOOKS.register()
+class EventStorageHook(Hook):
+    """Opens an :class:`~vt_modeling.EventStorage` (detectron2's event storage) during
+    each training iteration, so that the model can report images and scalars through
+    ``get_event_storage()``: e.g. the training visualisations of
+    ``GeneralizedRCNN(vis_period=...)`` and of the mask head, and the
+    ``mask_rcnn/accuracy`` scalars.
+
+    The storage's ``iter`` is the runner's iteration. A model with an ``event_storage``
+    attribute (:class:`~vt_engine.DetectionModel`) is given the storage and opens it
+    around its forward; for other models the storage is open from ``before_train_iter``
+    to ``after_train_iter``. After each iteration the images put during it go to the
+    runner visualizer's backends (``add_image``: PNG files, TensorBoard) at their
+    iteration, and the scalars put during it go to the message hub as
+    ``train/<name>``, which :class:`LoggerHook` logs and writes.
+    """
+
+    priority = "NORMAL"
+
+    def __init__(self) -> None:
+        self.storage: EventStorage | None = None
+        self._model: Any = None
+        self._entered = False
+
+    def _exit(self) -> None:
+        if self._entered and self.storage is not None:
+            self._entered = False
+            self.storage.__exit__(None, None, None)
+
+    def _start(self, runner: Runner) -> EventStorage:
+        self.storage = EventStorage(runner.iter)
+        model = unwrap_model(runner.model)
+        self._model = model if hasattr(model, "event_storage") else None
+        if self._model is not None:
+            self._model.event_storage = self.storage
+        return self.storage
+
+    def before_train(self, runner: Runner) -> None:
+        self._start(runner)
+
+    def before_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
+        storage = self.storage if self.storage is not None else self._start(runner)
+        storage.iter = runner.iter
+        if self._model is None:
+            self._exit()  # left open when the previous iteration raised
+            storage.__enter__()
+            self._entered = True
+
+    def after_train_iter(
+        self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        if self.storage is None:
+            return
+        self._exit()
+        storage = self.storage
+        for name, image, iteration in storage.vis_data:
+            runner.visualizer.add_image(name, image_from_tensor(image), step=iteration)
+        storage.clear_images()
+        for name, (value, iteration) in storage.latest().items():
+            if iteration == storage.iter:
+                runner.message_hub.update_scalar(f"train/{name}", value)
+
+    def after_train(self, runner: Runner) -> None:
+        self._exit()
+        if self._model is not None:
+            self._model.event_storage = None
+            self._model = None
 
 
 @HOOKS.register()

@@ -80,6 +80,7 @@ from vt_modeling.roi_heads import (
 )
 from vt_modeling.sampling import subsample_labels
 from vt_modeling.test_time_augmentation import DatasetMapperTTA, GeneralizedRCNNWithTTA
+from vt_modeling.utils import EventStorage, get_event_storage
 
 __version__ = "0.1.0"
 
@@ -174,4 +175,7 @@ __all__ = [
     # mmdetection wrappers
     "MMDetBackbone",
     "MMDetDetector",
+    # training events
+    "EventStorage",
+    "get_event_storage",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from vt_modeling.config import configurable
 from vt_modeling.meta_arch import GeneralizedRCNN
 from vt_modeling.postprocessing import detector_postprocess
 from vt_modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_image
+from vt_modeling.roi_heads.keypoint_head import keypoint_rcnn_inference
 from vt_structures import Boxes, Instances
 from vt_structures.transforms import (
     HFlipTransform,
@@ -23,6 +24,7 @@ from vt_structures.transforms import (
     ResizeTransform,
     Transform,
     TransformList,
+    VFlipTransform,
     apply_augmentations,
 )
 
@@ -106,8 +108,11 @@ class GeneralizedRCNNWithTTA(nn.Module):
     the results.
 
     The boxes of all augmentations are mapped back to the original image and merged
-    with per-class NMS; the masks are then predicted for the merged boxes on every
-    augmentation and averaged. Keypoints and precomputed proposals are not supported.
+    with per-class NMS. The masks and keypoints are then predicted for the merged boxes
+    on every augmentation: mask probabilities and keypoint heatmap logits (both in box
+    coordinates; flipped back, and for keypoints left and right swapped) are averaged,
+    and the keypoints are decoded from the averaged heatmaps in the original image.
+    Precomputed proposals are not supported.
     """
 
     def __init__(
@@ -116,6 +121,8 @@ class GeneralizedRCNNWithTTA(nn.Module):
         model: GeneralizedRCNN,
         tta_mapper: Any | None = None,
         batch_size: int = 3,
+        *,
+        keypoint_flip_indices: Sequence[int] | None = None,
     ):
         """
         Args:
@@ -124,16 +131,24 @@ class GeneralizedRCNNWithTTA(nn.Module):
             tta_mapper (callable): turns an input dict into a list of augmented dicts,
                 each with "transforms"; defaults to ``DatasetMapperTTA(cfg)``.
             batch_size (int): number of augmented images per inference batch.
+            keypoint_flip_indices (list[int] or None): for each keypoint, the index of its
+                mirror (e.g. left eye <-> right eye); needed by keypoint models when an
+                augmentation flips the image.
         """
         super().__init__()
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         if not isinstance(model, GeneralizedRCNN):
             raise TypeError(f"model: expected a GeneralizedRCNN, got {type(model).__name__}")
-        if cfg.MODEL.KEYPOINT_ON:
-            raise ValueError(
-                "MODEL.KEYPOINT_ON: test-time augmentation of keypoints is not supported"
-            )
+        if keypoint_flip_indices is not None:
+            keypoint_flip_indices = list(keypoint_flip_indices)
+            num_keypoints = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+            if sorted(keypoint_flip_indices) != list(range(num_keypoints)):
+                raise ValueError(
+                    "keypoint_flip_indices: expected a permutation of the "
+                    f"{num_keypoints} keypoints (MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS), "
+                    f"got {keypoint_flip_indices!r}"
+                )
         if cfg.MODEL.LOAD_PROPOSALS:
             raise ValueError(
                 "MODEL.LOAD_PROPOSALS: test-time augmentation of precomputed proposals is "
@@ -145,6 +160,7 @@ class GeneralizedRCNNWithTTA(nn.Module):
         self.model = model
         self.tta_mapper = tta_mapper if tta_mapper is not None else DatasetMapperTTA(cfg)
         self.batch_size = batch_size
+        self.keypoint_flip_indices = keypoint_flip_indices
 
     @contextmanager
     def _turn_off_roi_heads(self, attrs: list[str]) -> Iterator[None]:
@@ -184,7 +200,8 @@ class GeneralizedRCNNWithTTA(nn.Module):
 
         Returns:
             list[dict]: per image, {"instances": Instances} at ("height", "width") with
-            "pred_boxes", "scores", "pred_classes" and, with masks, "pred_masks".
+            "pred_boxes", "scores", "pred_classes" and, when the model predicts them,
+            "pred_masks", "pred_keypoints" and "pred_keypoint_heatmaps".
         """
         results = []
         for x in batched_inputs:
@@ -199,16 +216,28 @@ class GeneralizedRCNNWithTTA(nn.Module):
     def _inference_one_image(self, input: dict[str, Any]) -> dict[str, Instances]:
         orig_shape = (int(input["height"]), int(input["width"]))
         augmented_inputs, tfms = self._get_augmented_inputs(input)
-        # Boxes first: masks are predicted only for the merged boxes.
+        mask_on = getattr(self.model.roi_heads, "mask_on", False)
+        keypoint_on = getattr(self.model.roi_heads, "keypoint_on", False)
+        mirrors = any(tfm.reflections % 2 == 1 for tfm in tfms)
+        if keypoint_on and mirrors and self.keypoint_flip_indices is None:
+            raise ValueError(
+                "keypoint_flip_indices: needed to merge the keypoints of flipped "
+                "augmentations (left and right keypoints swap)"
+            )
+        # Boxes first: masks and keypoints are predicted only for the merged boxes.
         with self._turn_off_roi_heads(["mask_on", "keypoint_on"]):
             all_boxes, all_scores, all_classes = self._get_augmented_boxes(augmented_inputs, tfms)
         merged_instances = self._merge_detections(all_boxes, all_scores, all_classes, orig_shape)
-        if getattr(self.model.roi_heads, "mask_on", False):
+        if mask_on or keypoint_on:
             augmented_instances = self._rescale_detected_boxes(
                 augmented_inputs, merged_instances, tfms
             )
             outputs = self._batch_inference(augmented_inputs, augmented_instances)
-            merged_instances.pred_masks = self._reduce_pred_masks(outputs, tfms)
+            if mask_on:
+                merged_instances.pred_masks = self._reduce_pred_masks(outputs, tfms)
+            if keypoint_on:
+                heatmaps = self._reduce_pred_keypoint_heatmaps(outputs, tfms)
+                keypoint_rcnn_inference(heatmaps, [merged_instances])
             merged_instances = detector_postprocess(merged_instances, *orig_shape)
         return {"instances": merged_instances}
 
@@ -270,13 +299,30 @@ class GeneralizedRCNNWithTTA(nn.Module):
         return augmented_instances
 
     def _reduce_pred_masks(self, outputs: list[Instances], tfms: list[Transform]) -> torch.Tensor:
-        # Masks are predicted in box coordinates: undo the flip, as the box mapping did.
-        masks = []
-        for output, tfm in zip(outputs, tfms):
-            flipped = sum(isinstance(t, HFlipTransform) for t in _flatten(tfm)) % 2 == 1
-            masks.append(output.pred_masks.flip(dims=[3]) if flipped else output.pred_masks)
+        # Masks are predicted in box coordinates: undo the flips, as the box mapping did.
+        masks = [_undo_flips(output.pred_masks, tfm) for output, tfm in zip(outputs, tfms)]
         return torch.stack(masks, dim=0).mean(dim=0)
 
+    def _reduce_pred_keypoint_heatmaps(
+        self, outputs: list[Instances], tfms: list[Transform]
+    ) -> torch.Tensor:
+        # Heatmaps are in box coordinates too; a mirror also swaps left and right keypoints.
+        heatmaps = []
+        for output, tfm in zip(outputs, tfms):
+            maps = _undo_flips(output.pred_keypoint_heatmaps, tfm)
+            if tfm.reflections % 2 == 1:
+                maps = maps[:, self.keypoint_flip_indices]
+            heatmaps.append(maps)
+        return torch.stack(heatmaps, dim=0).mean(dim=0)
 
-def _flatten(tfm: Transform) -> list[Transform]:
-    return list(tfm.transforms) if isinstance(tfm, TransformList) else [tfm]
+
+def _undo_flips(maps: torch.Tensor, tfm: Transform) -> torch.Tensor:
+    """Maps in box coordinates (Tensor[R, C, S, S]) of an augmented image, mirrored
+    back to the orientation of the original image."""
+    tfms = list(tfm.transforms) if isinstance(tfm, TransformList) else [tfm]
+    dims = [
+        dim
+        for dim, kind in ((3, HFlipTransform), (2, VFlipTransform))
+        if sum(isinstance(t, kind) for t in tfms) % 2 == 1
+    ]
+    return maps.flip(dims=dims) if dims else maps

@@ -17,6 +17,8 @@ from vt_modeling.registries import (
     build_proposal_generator,
     build_roi_heads,
 )
+from vt_modeling.utils.drawing import convert_image_to_rgb, draw_boxes
+from vt_modeling.utils.events import get_event_storage
 from vt_structures import ImageList, Instances
 
 __all__ = ["GeneralizedRCNN", "ProposalNetwork"]
@@ -109,7 +111,8 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
             pixel_mean: per-channel mean used to normalize the input.
             pixel_std: per-channel std used to normalize the input.
             input_format: describe the meaning of channels of input, e.g. "RGB" or "BGR".
-            vis_period: the period to run visualization (unused).
+            vis_period: the period to run visualization (see :meth:`visualize_training`);
+                0 disables it. Training then needs an active EventStorage.
         """
         super().__init__()
         self.backbone = backbone
@@ -160,6 +163,10 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
             proposals = [x["proposals"].to(self.device) for x in batched_inputs]
             proposal_losses = {}
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        if self.vis_period > 0:
+            storage = get_event_storage()
+            if storage.iter % self.vis_period == 0:
+                self.visualize_training(batched_inputs, proposals)
         return {**detector_losses, **proposal_losses}
 
     def inference(
@@ -206,6 +213,27 @@ class GeneralizedRCNN(_NormalizedImagesMixin, nn.Module):
     ) -> list[dict[str, Instances]]:
         """Rescale the output instances to the target size."""
         return _rescale_outputs(instances, batched_inputs, image_sizes, "instances")
+
+    def visualize_training(
+        self, batched_inputs: list[dict[str, Any]], proposals: list[Instances]
+    ) -> None:
+        """Put in the current EventStorage the first image of the batch with its ground
+        truth boxes (left) and its 20 top-scoring proposals (right), side by side:
+        an image Tensor[3, H, 2W] (uint8 RGB).
+
+        Args:
+            batched_inputs (list[dict]): the model inputs, with "image" and "instances".
+            proposals (list[Instances]): the proposals of each image, with
+                "proposal_boxes" sorted by score.
+        """
+        storage = get_event_storage()
+        max_vis_prop = 20
+        input, prop = batched_inputs[0], proposals[0]  # only one image of the batch
+        img = convert_image_to_rgb(input["image"], self.input_format)
+        anno_img = draw_boxes(img, input["instances"].gt_boxes.tensor, color=(0, 255, 0))
+        prop_img = draw_boxes(img, prop.proposal_boxes.tensor[:max_vis_prop], color=(255, 128, 0))
+        vis_name = "Left: GT bounding boxes;  Right: Predicted proposals"
+        storage.put_image(vis_name, torch.cat([anno_img, prop_img], dim=2))
 
 
 @META_ARCH_REGISTRY.register()

@@ -11,6 +11,7 @@ from torch import nn
 from vt_layers import Conv2d, ConvTranspose2d, ShapeSpec, c2_msra_fill, get_norm
 from vt_modeling.config import configurable
 from vt_modeling.registries import ROI_MASK_HEAD_REGISTRY
+from vt_modeling.utils.events import EventStorage, get_event_storage, try_get_event_storage
 from vt_structures import Instances
 
 __all__ = ["BaseMaskRCNNHead", "MaskRCNNConvUpsampleHead", "mask_rcnn_inference", "mask_rcnn_loss"]
@@ -22,12 +23,19 @@ def mask_rcnn_loss(
     """The mask loss of Mask R-CNN: binary cross entropy of the logits of each region's
     ground-truth class against its ``gt_masks`` cropped and resized to the region.
 
+    When an EventStorage is active, the mask accuracy and the false positive and false
+    negative rates (at probability 0.5) are put as "mask_rcnn/accuracy",
+    "mask_rcnn/false_positive" and "mask_rcnn/false_negative".
+
     Args:
         pred_mask_logits (Tensor[B, C, Hmask, Wmask]): C = number of foreground classes,
             or 1 for class-agnostic masks.
         instances (list[Instances]): the foreground regions of each image, with
             "proposal_boxes", "gt_classes" and "gt_masks" (BitMasks or PolygonMasks).
-        vis_period (int): unused; kept for detectron2 signature compatibility.
+        vis_period (int): every ``vis_period`` iterations, put in the current
+            EventStorage each region's predicted mask probabilities next to its target
+            (Tensor[3, Hmask, 2 * Wmask], float in [0, 1]); 0 disables it. A positive
+            period needs an active EventStorage.
 
     Returns:
         Tensor: a scalar.
@@ -49,6 +57,7 @@ def mask_rcnn_loss(
                 instances_per_image.proposal_boxes.tensor, mask_side_len
             ).to(device=pred_mask_logits.device)
         )
+    storage = get_event_storage() if vis_period > 0 else try_get_event_storage()
     if len(gt_masks) == 0:
         return pred_mask_logits.sum() * 0
     gt = torch.cat(gt_masks, dim=0)
@@ -57,9 +66,36 @@ def mask_rcnn_loss(
     else:
         indices = torch.arange(total_num_masks, device=pred_mask_logits.device)
         pred_mask_logits = pred_mask_logits[indices, torch.cat(gt_classes, dim=0)]
-    return F.binary_cross_entropy_with_logits(
-        pred_mask_logits, gt.to(dtype=torch.float32), reduction="mean"
+    gt = gt.to(dtype=torch.float32)
+    if storage is not None:
+        _log_mask_stats(storage, pred_mask_logits.detach(), gt, vis_period)
+    return F.binary_cross_entropy_with_logits(pred_mask_logits, gt, reduction="mean")
+
+
+def _log_mask_stats(
+    storage: EventStorage, pred_mask_logits: torch.Tensor, gt_masks: torch.Tensor, vis_period: int
+) -> None:
+    """Mask accuracy scalars and, every ``vis_period`` iterations, the mask images."""
+    gt_masks_bool = gt_masks > 0.5
+    mask_incorrect = (pred_mask_logits > 0.0) != gt_masks_bool
+    num_positive = gt_masks_bool.sum().item()
+    storage.put_scalar(
+        "mask_rcnn/accuracy", 1 - mask_incorrect.sum().item() / max(mask_incorrect.numel(), 1)
     )
+    storage.put_scalar(
+        "mask_rcnn/false_positive",
+        (mask_incorrect & ~gt_masks_bool).sum().item()
+        / max(gt_masks_bool.numel() - num_positive, 1),
+    )
+    storage.put_scalar(
+        "mask_rcnn/false_negative",
+        (mask_incorrect & gt_masks_bool).sum().item() / max(num_positive, 1),
+    )
+    if vis_period > 0 and storage.iter % vis_period == 0:
+        vis_masks = torch.cat([pred_mask_logits.sigmoid(), gt_masks], dim=2)
+        name = "Left: mask prediction;   Right: mask GT"
+        for idx, vis_mask in enumerate(vis_masks):
+            storage.put_image(f"{name} ({idx})", vis_mask.expand(3, -1, -1))
 
 
 def mask_rcnn_inference(pred_mask_logits: torch.Tensor, pred_instances: list[Instances]) -> None:
@@ -95,7 +131,7 @@ class BaseMaskRCNNHead(nn.Module):
         """
         Args:
             loss_weight (float): multiplier of the mask loss.
-            vis_period (int): visualization period (unused).
+            vis_period (int): visualization period (see :func:`mask_rcnn_loss`).
         """
         super().__init__()
         self.vis_period = vis_period
