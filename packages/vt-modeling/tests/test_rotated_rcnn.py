@@ -350,8 +350,8 @@ def test_fast_rcnn_inference_rotated_equals_axis_aligned_at_angle_zero():
             assert torch.equal(g.pred_classes, e.pred_classes) and torch.equal(gi, ei)
 
 
-def rpn_pair():
-    """An RPN and an RRPN with the same head weights and anchors at angle 0."""
+def rpn_pair(anchor_boundary_thresh=-1.0):
+    """An RPN and an RRPN with anchors at angle 0."""
     sizes, ratios, strides = [[16], [32]], [0.5, 1.0, 2.0], [4, 8]
     common = dict(
         in_features=["p2", "p3"],
@@ -360,6 +360,7 @@ def rpn_pair():
         positive_fraction=0.5,
         pre_nms_topk=(200, 100),
         post_nms_topk=(50, 40),
+        anchor_boundary_thresh=anchor_boundary_thresh,
     )
     rpn = RPN(
         head=StandardRPNHead(in_channels=8, num_anchors=3),
@@ -378,8 +379,9 @@ def rpn_pair():
     return rpn, rrpn
 
 
-def test_rrpn_explicit_arguments_match_rpn_at_angle_zero():
-    rpn, rrpn = rpn_pair()
+@pytest.mark.parametrize("anchor_boundary_thresh", [-1.0, 0.0])
+def test_rrpn_explicit_arguments_match_rpn_at_angle_zero(anchor_boundary_thresh):
+    rpn, rrpn = rpn_pair(anchor_boundary_thresh)
     features = {"p2": torch.randn(2, 8, 12, 16), "p3": torch.randn(2, 8, 6, 8)}
     gt_xyxy = torch.tensor([[8.0, 6.0, 30.0, 20.0], [30.0, 20.0, 60.0, 44.0]])
     gts, rgts = [], []
@@ -395,6 +397,9 @@ def test_rrpn_explicit_arguments_match_rpn_at_angle_zero():
     for a, b, c, d in zip(labels, rlabels, matched, rmatched):
         assert torch.equal(a, b) and int((a == 1).sum()) > 0
         torch.testing.assert_close(d[a == 1], xyxy_to_rotated(c[a == 1]))
+    if anchor_boundary_thresh >= 0:  # anchors crossing the image border are ignored
+        outside = ~RotatedBoxes.cat(ranchors).inside_box((48, 64), anchor_boundary_thresh)
+        assert bool(outside.any()) and all(bool((b[outside] == -1).all()) for b in rlabels)
 
     # Same objectness and equivalent deltas (no angle change): the same proposals.
     with torch.no_grad():

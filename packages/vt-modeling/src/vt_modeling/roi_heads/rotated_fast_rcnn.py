@@ -168,7 +168,8 @@ class RROIHeads(StandardROIHeads):
             )
         if self.train_on_pred_boxes:
             raise ValueError("train_on_pred_boxes: not supported by RROIHeads")
-        if not all(isinstance(p, ROIAlignRotated) for p in self.box_pooler.level_poolers):
+        poolers = getattr(self.box_pooler, "level_poolers", ())
+        if not poolers or not all(isinstance(p, ROIAlignRotated) for p in poolers):
             raise ValueError("box_pooler: RROIHeads needs an ROIPooler of type 'ROIAlignRotated'")
         transform = getattr(self.box_predictor, "box2box_transform", None)
         if not isinstance(transform, Box2BoxTransformRotated):
