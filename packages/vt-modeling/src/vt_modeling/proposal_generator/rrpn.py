@@ -93,6 +93,9 @@ class RRPN(RPN):
     deltas (``Box2BoxTransformRotated``), anchors matched to the ground truth
     (``gt_boxes`` as ``RotatedBoxes``) by rotated IoU, and rotated NMS of the proposals.
     It takes the arguments of :class:`RPN`; ``box_reg_loss_type`` must be "smooth_l1".
+    Unlike detectron2's RRPN, ``anchor_boundary_thresh`` is supported: an anchor is
+    ignored when a corner of its rotated rectangle lies beyond the image by more than
+    the threshold.
     """
 
     _box2box_transform_type = Box2BoxTransformRotated
