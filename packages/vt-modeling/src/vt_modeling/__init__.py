@@ -41,7 +41,7 @@ from vt_modeling.pixel_sampler import (
 )
 from vt_modeling.poolers import ROIPooler
 from vt_modeling.postprocessing import detector_postprocess, sem_seg_postprocess
-from vt_modeling.proposal_generator import RPN, StandardRPNHead
+from vt_modeling.proposal_generator import RPN, RRPN, StandardRPNHead
 from vt_modeling.registries import (
     ANCHOR_GENERATOR_REGISTRY,
     BACKBONE_REGISTRY,
@@ -75,6 +75,8 @@ from vt_modeling.roi_heads import (
     MaskRCNNConvUpsampleHead,
     Res5ROIHeads,
     ROIHeads,
+    RotatedFastRCNNOutputLayers,
+    RROIHeads,
     StandardROIHeads,
     fast_rcnn_inference,
 )
@@ -152,6 +154,10 @@ __all__ = [
     "MaskRCNNConvUpsampleHead",
     "BaseKeypointRCNNHead",
     "KRCNNConvDeconvUpsampleHead",
+    # rotated R-CNN
+    "RRPN",
+    "RROIHeads",
+    "RotatedFastRCNNOutputLayers",
     # Cascade R-CNN and test-time augmentation
     "CascadeROIHeads",
     "DatasetMapperTTA",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -10,6 +11,8 @@ from vt_layers import batched_nms, move_device_like
 from vt_structures import Boxes, Instances
 
 __all__ = ["add_ground_truth_to_proposals", "find_top_rpn_proposals"]
+
+_BatchedNMS = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def find_top_rpn_proposals(
@@ -40,6 +43,34 @@ def find_top_rpn_proposals(
         list[Instances]: per image, ``proposal_boxes`` and ``objectness_logits`` sorted
         by decreasing objectness.
     """
+    return _find_top_proposals(
+        proposals,
+        pred_objectness_logits,
+        image_sizes,
+        nms_thresh,
+        pre_nms_topk,
+        post_nms_topk,
+        min_box_size,
+        training,
+        Boxes,
+        batched_nms,
+    )
+
+
+def _find_top_proposals(
+    proposals: list[torch.Tensor],
+    pred_objectness_logits: list[torch.Tensor],
+    image_sizes: list[tuple[int, int]],
+    nms_thresh: float,
+    pre_nms_topk: int,
+    post_nms_topk: int,
+    min_box_size: float,
+    training: bool,
+    box_type: type[Boxes],
+    nms_fn: _BatchedNMS,
+) -> list[Instances]:
+    """:func:`find_top_rpn_proposals` for boxes of ``box_type`` (``Boxes`` or
+    ``RotatedBoxes``) suppressed with ``nms_fn`` (``batched_nms`` or its rotated twin)."""
     num_images = len(image_sizes)
     device = proposals[0].device
     topk_scores, topk_proposals, level_ids = [], [], []
@@ -56,7 +87,7 @@ def find_top_rpn_proposals(
 
     results = []
     for n, image_size in enumerate(image_sizes):
-        boxes = Boxes(all_proposals[n])
+        boxes = box_type(all_proposals[n])
         scores_per_img = all_scores[n]
         lvl = all_levels
         valid_mask = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores_per_img)
@@ -74,7 +105,7 @@ def find_top_rpn_proposals(
         keep = boxes.nonempty(threshold=min_box_size)
         if int(keep.sum()) != len(boxes):
             boxes, scores_per_img, lvl = boxes[keep], scores_per_img[keep], lvl[keep]
-        keep = batched_nms(boxes.tensor, scores_per_img, lvl, nms_thresh)
+        keep = nms_fn(boxes.tensor, scores_per_img, lvl, nms_thresh)
         keep = keep[:post_nms_topk]
         res = Instances(image_size)
         res.proposal_boxes = boxes[keep]

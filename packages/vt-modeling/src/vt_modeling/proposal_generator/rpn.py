@@ -110,6 +110,13 @@ class StandardRPNHead(nn.Module):
 class RPN(nn.Module):
     """Region Proposal Network, introduced by "Faster R-CNN"."""
 
+    # Box-type hooks, replaced by the rotated variant (RRPN): the box transformation
+    # built from a config, IoU of ground truth and anchors, and the selection of the
+    # top proposals.
+    _box2box_transform_type: type = Box2BoxTransform
+    _pairwise_iou = staticmethod(pairwise_iou)
+    _find_top_proposals = staticmethod(find_top_rpn_proposals)
+
     @configurable
     def __init__(
         self,
@@ -186,7 +193,9 @@ class RPN(nn.Module):
                 "loss_rpn_loc": cfg.MODEL.RPN.BBOX_REG_LOSS_WEIGHT * cfg.MODEL.RPN.LOSS_WEIGHT,
             },
             "anchor_boundary_thresh": cfg.MODEL.RPN.BOUNDARY_THRESH,
-            "box2box_transform": Box2BoxTransform(weights=cfg.MODEL.RPN.BBOX_REG_WEIGHTS),
+            "box2box_transform": cls._box2box_transform_type(
+                weights=cfg.MODEL.RPN.BBOX_REG_WEIGHTS
+            ),
             "box_reg_loss_type": cfg.MODEL.RPN.BBOX_REG_LOSS_TYPE,
             "smooth_l1_beta": cfg.MODEL.RPN.SMOOTH_L1_BETA,
             "pre_nms_topk": (cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN, cfg.MODEL.RPN.PRE_NMS_TOPK_TEST),
@@ -229,7 +238,7 @@ class RPN(nn.Module):
         gt_labels, matched_gt_boxes = [], []
         for inst in gt_instances:
             gt_boxes_i = inst.gt_boxes
-            match_quality_matrix = pairwise_iou(gt_boxes_i, anchors)
+            match_quality_matrix = self._pairwise_iou(gt_boxes_i, anchors)
             matched_idxs, gt_labels_i = self.anchor_matcher(match_quality_matrix)
             gt_labels_i = gt_labels_i.to(device=gt_boxes_i.device)
             del match_quality_matrix
@@ -338,7 +347,7 @@ class RPN(nn.Module):
         # The proposals are treated as fixed for joint training with the ROI heads.
         with torch.no_grad():
             pred_proposals = self._decode_proposals(anchors, pred_anchor_deltas)
-            return find_top_rpn_proposals(
+            return self._find_top_proposals(
                 pred_proposals,
                 pred_objectness_logits,
                 image_sizes,

@@ -28,6 +28,12 @@ from vt_modeling.roi_heads.roi_heads import (
     select_foreground_proposals,
     select_proposals_with_visible_keypoints,
 )
+from vt_modeling.roi_heads.rotated_fast_rcnn import (
+    RotatedFastRCNNOutputLayers,
+    RROIHeads,
+    fast_rcnn_inference_rotated,
+    fast_rcnn_inference_single_image_rotated,
+)
 
 __all__ = [
     "BaseKeypointRCNNHead",
@@ -39,9 +45,13 @@ __all__ = [
     "MaskRCNNConvUpsampleHead",
     "ROIHeads",
     "Res5ROIHeads",
+    "RROIHeads",
+    "RotatedFastRCNNOutputLayers",
     "StandardROIHeads",
     "fast_rcnn_inference",
+    "fast_rcnn_inference_rotated",
     "fast_rcnn_inference_single_image",
+    "fast_rcnn_inference_single_image_rotated",
     "keypoint_rcnn_inference",
     "keypoint_rcnn_loss",
     "mask_rcnn_inference",

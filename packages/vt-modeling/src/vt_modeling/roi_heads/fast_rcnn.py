@@ -56,27 +56,46 @@ def fast_rcnn_inference_single_image(
     topk_per_image: int,
 ) -> tuple[Instances, torch.Tensor]:
     """:func:`fast_rcnn_inference` for one image."""
+    return _fast_rcnn_inference_single_image(
+        boxes, scores, image_shape, score_thresh, nms_thresh, topk_per_image, Boxes, 4, batched_nms
+    )
+
+
+def _fast_rcnn_inference_single_image(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    image_shape: tuple[int, int],
+    score_thresh: float,
+    nms_thresh: float,
+    topk_per_image: int,
+    box_type: type[Boxes],
+    box_dim: int,
+    nms_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> tuple[Instances, torch.Tensor]:
+    """:func:`fast_rcnn_inference_single_image` for boxes of ``box_type`` with ``box_dim``
+    coordinates (``Boxes`` and 4, or ``RotatedBoxes`` and 5), suppressed per class with
+    ``nms_fn``."""
     valid_mask = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
     if not bool(valid_mask.all()):
         boxes, scores = boxes[valid_mask], scores[valid_mask]
     scores = scores[:, :-1]
-    num_bbox_reg_classes = boxes.shape[1] // 4
-    clipped = Boxes(boxes.reshape(-1, 4))
+    num_bbox_reg_classes = boxes.shape[1] // box_dim
+    clipped = box_type(boxes.reshape(-1, box_dim))
     clipped.clip(image_shape)
-    boxes = clipped.tensor.view(-1, num_bbox_reg_classes, 4)
+    boxes = clipped.tensor.view(-1, num_bbox_reg_classes, box_dim)
 
     filter_mask = scores > score_thresh  # R x K
     filter_inds = filter_mask.nonzero()  # (region, class) pairs
     boxes = boxes[filter_inds[:, 0], 0] if num_bbox_reg_classes == 1 else boxes[filter_mask]
     scores = scores[filter_mask]
 
-    keep = batched_nms(boxes, scores, filter_inds[:, 1], nms_thresh)
+    keep = nms_fn(boxes, scores, filter_inds[:, 1], nms_thresh)
     if topk_per_image >= 0:
         keep = keep[:topk_per_image]
     boxes, scores, filter_inds = boxes[keep], scores[keep], filter_inds[keep]
 
     result = Instances(image_shape)
-    result.pred_boxes = Boxes(boxes)
+    result.pred_boxes = box_type(boxes)
     result.scores = scores
     result.pred_classes = filter_inds[:, 1]
     return result, filter_inds[:, 0]
@@ -88,6 +107,9 @@ class FastRCNNOutputLayers(nn.Module):
     1. proposal-to-detection box regression deltas,
     2. classification scores (K + 1 with background).
     """
+
+    # The box transformation built from a config; the rotated variant replaces it.
+    _box2box_transform_type: type = Box2BoxTransform
 
     @configurable
     def __init__(
@@ -175,7 +197,7 @@ class FastRCNNOutputLayers(nn.Module):
         head = cfg.MODEL.ROI_BOX_HEAD
         return {
             "input_shape": input_shape,
-            "box2box_transform": Box2BoxTransform(weights=head.BBOX_REG_WEIGHTS),
+            "box2box_transform": cls._box2box_transform_type(weights=head.BBOX_REG_WEIGHTS),
             "num_classes": cfg.MODEL.ROI_HEADS.NUM_CLASSES,
             "cls_agnostic_bbox_reg": head.CLS_AGNOSTIC_BBOX_REG,
             "smooth_l1_beta": head.SMOOTH_L1_BETA,
@@ -229,7 +251,8 @@ class FastRCNNOutputLayers(nn.Module):
                 dim=0,
             )
         else:
-            proposal_boxes = gt_boxes = torch.empty((0, 4), device=proposal_deltas.device)
+            box_dim = len(self.box2box_transform.weights)
+            proposal_boxes = gt_boxes = proposal_deltas.new_empty((0, box_dim))
 
         if self.use_sigmoid_ce:
             loss_cls = self.sigmoid_cross_entropy_loss(scores, gt_classes)

@@ -89,6 +89,9 @@ class ROIHeads(nn.Module):
     ROI heads); subclasses implement :meth:`forward`.
     """
 
+    # IoU of ground truth and proposals; the rotated variant (RROIHeads) replaces it.
+    _pairwise_iou = staticmethod(pairwise_iou)
+
     @configurable
     def __init__(
         self,
@@ -171,7 +174,7 @@ class ROIHeads(nn.Module):
         proposals_with_gt = []
         for proposals_per_image, targets_per_image in zip(proposals, targets):
             has_gt = len(targets_per_image) > 0
-            match_quality_matrix = pairwise_iou(
+            match_quality_matrix = self._pairwise_iou(
                 targets_per_image.gt_boxes, proposals_per_image.proposal_boxes
             )
             matched_idxs, matched_labels = self.proposal_matcher(match_quality_matrix)
@@ -343,6 +346,9 @@ class StandardROIHeads(ROIHeads):
     """The ROIHeads of most FPN models: separate box, mask and keypoint heads, each
     with its own pooler, so they can run on different feature maps."""
 
+    # The box predictor built from a config; the rotated variant (RROIHeads) replaces it.
+    _box_predictor_type: type[nn.Module] = FastRCNNOutputLayers
+
     @configurable
     def __init__(
         self,
@@ -432,7 +438,7 @@ class StandardROIHeads(ROIHeads):
         box_head = build_box_head(
             cfg, ShapeSpec(channels=in_channels, height=resolution, width=resolution)
         )
-        box_predictor = FastRCNNOutputLayers(cfg, box_head.output_shape)
+        box_predictor = cls._box_predictor_type(cfg, box_head.output_shape)
         return {
             "box_in_features": in_features,
             "box_pooler": box_pooler,
