@@ -88,3 +88,18 @@ def test_precomputed_proposals_build_no_generator():
     cfg = vt_modeling.get_cfg()
     cfg.MODEL.PROPOSAL_GENERATOR.NAME = "PrecomputedProposals"
     assert vt_modeling.build_proposal_generator(cfg, {}) is None
+
+
+def test_build_with_a_typo_in_an_argument_suggests_it():
+    reg = Registry("THINGS")
+
+    @reg.register()
+    class Thing:
+        def __init__(self, depth: int = 1, width: int = 2) -> None:
+            self.depth = depth
+
+    assert reg.build(dict(type="Thing", depth=3)).depth == 3
+    with pytest.raises(
+        TypeError, match=r"THINGS cfg of type 'Thing': unknown key 'dept'; did you mean 'depth'"
+    ):
+        reg.build(dict(type="Thing", dept=3))
