@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data import default_collate as _torch_default_collate
 
 from vt_engine.dist import broadcast_object, get_rank, get_world_size
+from vt_modeling import check_kwargs
 
 __all__ = [
     "ResumableSampler",
@@ -253,6 +254,7 @@ def build_dataloader(
         }
         if kind not in classes:
             raise ValueError(f"sampler: expected 'default' or 'infinite', got {kind!r}")
+        check_kwargs(classes[kind], sampler, "sampler")
         sampler = classes[kind](dataset, **sampler)
     if isinstance(collate_fn, str):
         collates = {"pseudo_collate": pseudo_collate, "default_collate": default_collate}

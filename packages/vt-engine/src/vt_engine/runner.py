@@ -341,8 +341,9 @@ class Runner:
             vis = visualizer
         else:
             cfg = dict(visualizer or {})
+            valid = set(inspect.signature(Visualizer).parameters) - {"vis_backends"}
+            check_keys(cfg, valid | {"backends"}, "visualizer")
             names = cfg.pop("backends", ("local",))
-            check_kwargs(Visualizer, cfg, "visualizer")
             save_dir = self.log_dir / "vis_data"
             known = {"local": LocalVisBackend, "tensorboard": TensorboardVisBackend}
             unknown = [n for n in names if n not in known]

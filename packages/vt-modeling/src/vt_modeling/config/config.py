@@ -58,22 +58,33 @@ def check_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
 
 
 def check_kwargs(func: Callable[..., Any], kwargs: Iterable[str], where: str) -> None:
-    """Check that ``func`` accepts the keyword arguments ``kwargs`` (any, if it takes
-    ``**kwargs`` or has no inspectable signature), with :func:`check_keys`.
+    """Check that ``func`` accepts the keyword arguments ``kwargs``, with
+    :func:`check_keys`. A class whose ``__init__`` takes ``**kwargs`` is assumed to pass
+    them to its base class, whose ``__init__`` is then checked too; a function taking
+    ``**kwargs``, or without an inspectable signature, accepts anything.
 
     Args:
         func (Callable): a function or class.
         kwargs (Iterable[str]): the keyword argument names to pass.
         where (str): what the arguments belong to, for the message.
     """
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    check_keys(kwargs, accepted, where)
+    inits = (
+        [vars(c)["__init__"] for c in func.__mro__ if "__init__" in vars(c)]
+        if isinstance(func, type)
+        else [func]
+    )
+    accepted: list[str] = []
+    for init in inits:
+        if init is object.__init__:
+            return
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return
+        accepted += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            check_keys(kwargs, accepted, where)
+            return
 
 
 class CfgNode(_YacsCfgNode):
