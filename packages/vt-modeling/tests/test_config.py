@@ -152,3 +152,12 @@ def test_check_keys_and_kwargs():
     with pytest.raises(TypeError, match=r"unknown key 'b'; did you mean 'bb'"):
         check_kwargs(f, ["b"], "f")
     check_kwargs(lambda **kw: kw, ["anything"], "g")
+
+
+def test_yaml_with_python_tags_is_refused_by_default(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"SEED: !!python/object/apply:os.makedirs ['{marker}']\n")
+    with pytest.raises(yaml.constructor.ConstructorError):
+        get_cfg().merge_from_file(str(path))
+    assert not marker.exists()

@@ -92,7 +92,7 @@ class Config(dict):
     @staticmethod
     def _child(target: Any, part: str, path: str) -> Any:
         if isinstance(target, dict):
-            check_keys([part], target, f"cfg option {path!r} does not exist in the config")
+            check_keys([part], target, f"cfg option {path!r}")
             return target[part]
         if isinstance(target, list):
             return target[int(part)]

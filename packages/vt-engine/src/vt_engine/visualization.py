@@ -47,6 +47,8 @@ def read_image(
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
+    except PermissionError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         # PIL raises UnidentifiedImageError (an OSError) for unknown formats, OSError for
         # truncated data and SyntaxError for some corrupt headers

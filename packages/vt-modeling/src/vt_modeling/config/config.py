@@ -68,23 +68,38 @@ def check_kwargs(func: Callable[..., Any], kwargs: Iterable[str], where: str) ->
         kwargs (Iterable[str]): the keyword argument names to pass.
         where (str): what the arguments belong to, for the message.
     """
-    inits = (
-        [vars(c)["__init__"] for c in func.__mro__ if "__init__" in vars(c)]
-        if isinstance(func, type)
-        else [func]
-    )
+    if isinstance(func, type):
+        inits = [vars(c)["__init__"] for c in func.__mro__ if "__init__" in vars(c)]
+    else:
+        inits = [func]
     accepted: list[str] = []
     for init in inits:
         if init is object.__init__:
             return
-        try:
-            params = inspect.signature(init).parameters.values()
-        except (TypeError, ValueError):
+        if getattr(init, "_configurable", False):
+            # a @configurable __init__ also takes cfg= and the arguments of from_config
+            found = _keyword_params(getattr(func, "from_config", None))
+            if found is None or found[1]:
+                return
+            accepted += ["cfg", *found[0]]
+        found = _keyword_params(init)
+        if found is None:
             return
-        accepted += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
+        accepted += found[0]
+        if not found[1]:
             check_keys(kwargs, accepted, where)
             return
+
+
+def _keyword_params(func: Any) -> tuple[list[str], bool] | None:
+    """(the parameters a call can pass by keyword, whether it takes ``**kwargs``), or
+    None when ``func`` has no inspectable signature."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 class CfgNode(_YacsCfgNode):
@@ -261,6 +276,7 @@ def configurable(
                 raise TypeError(f"{type(self).__name__}.from_config must be a classmethod")
             init_func(self, **_args_from_config(from_config_func, *args, **kwargs))
 
+        wrapped._configurable = True  # type: ignore[attr-defined]
         return wrapped
 
     if from_config is None:
