@@ -184,7 +184,7 @@ def dist_results(tmp_path_factory):
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
     return {
-        i: [torch.load(tmp / f"case{i}_rank{r}.pt") for r in range(2)]
+        i: [torch.load(tmp / f"case{i}_rank{r}.pt", weights_only=True) for r in range(2)]
         for i in range(len(DIST_CASES))
     }
 

@@ -1,7 +1,14 @@
 import pytest
 import yaml
 
-from vt_modeling.config import CfgNode, configurable, get_cfg
+from vt_modeling.config import (
+    CfgNode,
+    UnknownKeyError,
+    check_keys,
+    check_kwargs,
+    configurable,
+    get_cfg,
+)
 
 
 def test_get_cfg_has_detectron2_keys_and_is_a_copy():
@@ -91,3 +98,66 @@ def test_configurable_requires_from_config():
     assert NoFromConfig(a=2).a == 2
     with pytest.raises(AttributeError, match="no 'from_config'"):
         NoFromConfig(get_cfg())
+
+
+def test_typo_in_merge_from_list_suggests_the_closest_key():
+    cfg = get_cfg()
+    with pytest.raises(
+        KeyError, match=r"MODEL\.ROI_HEADS\.NUM_CLASS; did you mean 'MODEL\.ROI_HEADS\.NUM_CLASSES'"
+    ):
+        cfg.merge_from_list(["MODEL.ROI_HEADS.NUM_CLASS", 3])
+    with pytest.raises(KeyError, match=r"MODLE\.WEIGHTS; did you mean 'MODEL'"):
+        cfg.merge_from_list(["MODLE.WEIGHTS", "x.pth"])
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80  # nothing was merged
+
+
+def test_typo_in_yaml_names_file_key_and_suggestion(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("SOLVER:\n  BASE_LR: 0.1\nMODEL:\n  RESNETS:\n    DEPTHS: 101\n")
+    cfg = get_cfg()
+    with pytest.raises(UnknownKeyError) as info:
+        cfg.merge_from_file(str(path))
+    msg = str(info.value)
+    assert str(path) in msg and "MODEL.RESNETS.DEPTHS" in msg
+    assert "did you mean 'MODEL.RESNETS.DEPTH'?" in msg
+    assert isinstance(info.value, KeyError) and cfg.SOLVER.BASE_LR != 0.1
+    other = CfgNode({"INPUT": {"MIN_SIZE_TRAINN": (640,)}})
+    with pytest.raises(
+        KeyError, match=r"INPUT\.MIN_SIZE_TRAINN; did you mean 'INPUT\.MIN_SIZE_TRAIN'"
+    ):
+        cfg.merge_from_other_cfg(other)
+
+
+def test_typo_without_close_match_and_new_allowed():
+    cfg = get_cfg()
+    with pytest.raises(UnknownKeyError) as info:
+        cfg.merge_from_list(["MODEL.ZZZZZZZZ", 1])
+    assert "did you mean" not in str(info.value)
+    cfg.MODEL.set_new_allowed(True)
+    cfg.merge_from_other_cfg(CfgNode({"MODEL": {"NEW_KEY": 1}}))
+    assert cfg.MODEL.NEW_KEY == 1
+
+
+def test_check_keys_and_kwargs():
+    check_keys(["a"], ["a", "b"], "x")
+    with pytest.raises(
+        UnknownKeyError, match=r"train_cfg: unknown key 'max_epoch'; did you mean 'max_epochs'\?"
+    ):
+        check_keys(["max_epoch"], ["max_epochs", "val_interval"], "train_cfg")
+
+    def f(a, *, bb=1):
+        return a
+
+    check_kwargs(f, ["a", "bb"], "f")
+    with pytest.raises(TypeError, match=r"unknown key 'b'; did you mean 'bb'"):
+        check_kwargs(f, ["b"], "f")
+    check_kwargs(lambda **kw: kw, ["anything"], "g")
+
+
+def test_yaml_with_python_tags_is_refused_by_default(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"SEED: !!python/object/apply:os.makedirs ['{marker}']\n")
+    with pytest.raises(yaml.constructor.ConstructorError):
+        get_cfg().merge_from_file(str(path))
+    assert not marker.exists()

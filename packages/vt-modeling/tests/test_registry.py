@@ -88,3 +88,52 @@ def test_precomputed_proposals_build_no_generator():
     cfg = vt_modeling.get_cfg()
     cfg.MODEL.PROPOSAL_GENERATOR.NAME = "PrecomputedProposals"
     assert vt_modeling.build_proposal_generator(cfg, {}) is None
+
+
+def test_build_with_a_typo_in_an_argument_suggests_it():
+    reg = Registry("THINGS")
+
+    @reg.register()
+    class Thing:
+        def __init__(self, depth: int = 1, width: int = 2) -> None:
+            self.depth = depth
+
+    assert reg.build(dict(type="Thing", depth=3)).depth == 3
+    with pytest.raises(
+        TypeError, match=r"THINGS cfg of type 'Thing': unknown key 'dept'; did you mean 'depth'"
+    ):
+        reg.build(dict(type="Thing", dept=3))
+
+
+def test_build_checks_arguments_through_kwargs_and_configurable():
+    from vt_modeling.config import CfgNode, configurable
+
+    reg = Registry("MORE")
+
+    class Base:
+        def __init__(self, depth: int = 1) -> None:
+            self.depth = depth
+
+    @reg.register()
+    class Child(Base):
+        def __init__(self, *args, **kwargs) -> None:  # forwards to Base
+            super().__init__(*args, **kwargs)
+
+    @reg.register()
+    class Configured:
+        @configurable
+        def __init__(self, width: int = 2) -> None:
+            self.width = width
+
+        @classmethod
+        def from_config(cls, cfg, scale=1):
+            return {"width": cfg.WIDTH * scale}
+
+    assert reg.build(dict(type="Child", depth=4)).depth == 4
+    with pytest.raises(TypeError, match=r"unknown key 'dpth'; did you mean 'depth'"):
+        reg.build(dict(type="Child", dpth=4))
+    cfg = CfgNode({"WIDTH": 3})
+    assert reg.build(dict(type="Configured", cfg=cfg, scale=2)).width == 6
+    assert reg.build(dict(type="Configured", width=5)).width == 5
+    with pytest.raises(TypeError, match=r"unknown key 'widht'; did you mean 'width'"):
+        reg.build(dict(type="Configured", widht=5))

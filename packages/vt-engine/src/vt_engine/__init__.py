@@ -26,6 +26,7 @@ from vt_engine.datasets import (
     Metadata,
     MetadataCatalog,
     RepeatFactorTrainingSampler,
+    SkipBadSamplesDataset,
     load_coco_json,
     load_coco_panoptic_json,
     load_sem_seg,
@@ -180,6 +181,7 @@ __all__ = [
     "worker_init_fn",
     "RepeatFactorTrainingSampler",
     "AspectRatioGroupedDataset",
+    "SkipBadSamplesDataset",
     # datasets
     "DatasetCatalog",
     "MetadataCatalog",

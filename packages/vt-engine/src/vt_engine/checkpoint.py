@@ -180,6 +180,26 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: not plain weights")
 
 
+def _refused(path: Path, error: Exception) -> pickle.UnpicklingError:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # torch's message leads with a generic paragraph; the line naming the global is the point
+    named = [line for line in lines if "GLOBAL" in line or "refusing" in line]
+    reason = (named or lines or [type(error).__name__])[0]
+    return pickle.UnpicklingError(
+        f"{path}: refusing to load this checkpoint: it holds objects other than tensors and "
+        f"plain containers, which unpickling could use to run code ({reason}). Load only "
+        "files you trust, or convert them to safetensors."
+    )
+
+
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)``: never unpickles code; a refusal names the file."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refused(path, e) from e
+
+
 def _to_tensors(obj: Any) -> Any:
     import numpy as np
 
@@ -209,17 +229,20 @@ def read_checkpoint(
             raise FileNotFoundError(f"{path} is not a checkpoint directory: no {MODEL_FILE}")
         ckpt: dict[str, Any] = {}
         if (path / STATE_FILE).is_file():
-            ckpt = torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
+            ckpt = _torch_load(path / STATE_FILE, map_location)
         ckpt["state_dict"] = _load_safetensors(str(path / MODEL_FILE), device=str(map_location))
         return ckpt
     if path.suffix == ".safetensors":
         return {"state_dict": _load_safetensors(str(path), device=str(map_location))}
     if path.suffix == ".pkl":
         with open(path, "rb") as f:
-            data = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
+            try:
+                data = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
+            except pickle.UnpicklingError as e:
+                raise _refused(path, e) from e
         data = _to_tensors(data)
     else:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        data = _torch_load(path, map_location)
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a dict in the checkpoint, got {type(data).__name__}")
     data = dict(data)

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vt_modeling import check_keys
+
 __all__ = ["Config"]
 
 
@@ -90,8 +92,7 @@ class Config(dict):
     @staticmethod
     def _child(target: Any, part: str, path: str) -> Any:
         if isinstance(target, dict):
-            if part not in target:
-                raise KeyError(f"cfg option: {path!r} does not exist in the config")
+            check_keys([part], target, f"cfg option {path!r}")
             return target[part]
         if isinstance(target, list):
             return target[int(part)]

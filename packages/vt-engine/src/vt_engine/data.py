@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data import default_collate as _torch_default_collate
 
 from vt_engine.dist import broadcast_object, get_rank, get_world_size
+from vt_modeling import check_kwargs
 
 __all__ = [
     "ResumableSampler",
@@ -203,6 +204,8 @@ def build_dataloader(
     drop_last: bool = False,
     pin_memory: bool = False,
     persistent_workers: bool = False,
+    skip_bad_samples: bool = False,
+    max_refetch: int = 10,
     **kwargs: Any,
 ) -> DataLoader:
     """A ``DataLoader`` over ``dataset`` with a distributed-aware, seeded sampler.
@@ -218,10 +221,24 @@ def build_dataloader(
         seed: the seed of the sampler, the workers and the loader's generator; None draws
             one on rank 0. The loader gets its own generator so that creating an iterator
             does not consume the global torch random state.
+        drop_last: drop the last incomplete batch.
+        pin_memory: copy batches into pinned memory.
+        persistent_workers: keep the workers between passes.
+        skip_bad_samples: wrap ``dataset`` in
+            :class:`~vt_engine.datasets.SkipBadSamplesDataset`, so a sample whose
+            loading raises is skipped with a warning (counted) instead of stopping the
+            run. Off by default: the error propagates.
+        max_refetch: with ``skip_bad_samples``, the failures in a row tolerated before
+            giving up.
+        **kwargs: more ``torch.utils.data.DataLoader`` arguments.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     seed = sync_random_seed() if seed is None else seed
+    if skip_bad_samples:
+        from vt_engine.datasets import SkipBadSamplesDataset
+
+        dataset = SkipBadSamplesDataset(dataset, max_refetch=max_refetch, seed=seed)
     if isinstance(sampler, str):
         sampler = {"type": sampler}
     if isinstance(sampler, dict):
@@ -237,6 +254,7 @@ def build_dataloader(
         }
         if kind not in classes:
             raise ValueError(f"sampler: expected 'default' or 'infinite', got {kind!r}")
+        check_kwargs(classes[kind], sampler, "sampler")
         sampler = classes[kind](dataset, **sampler)
     if isinstance(collate_fn, str):
         collates = {"pseudo_collate": pseudo_collate, "default_collate": default_collate}

@@ -9,17 +9,19 @@ import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from vt_engine.data import ResumableSampler, sync_random_seed
+from vt_engine.data import ResumableSampler, _check_dataset, sync_random_seed
 from vt_engine.dist import get_rank, get_world_size
 from vt_structures import BoxMode
 
@@ -33,6 +35,7 @@ __all__ = [
     "register_coco_instances",
     "RepeatFactorTrainingSampler",
     "AspectRatioGroupedDataset",
+    "SkipBadSamplesDataset",
 ]
 
 logger = logging.getLogger("vt_engine")
@@ -125,8 +128,59 @@ def _read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    with open(path) as f:
-        return json.load(f)
+    with open(path, "rb") as f:
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a valid JSON file: {e}") from e
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _records(coco: Any, key: str, json_file: Any, fields: dict[str, Callable[[Any], bool]]) -> list:
+    """``coco[key]``, checked to be a list of dicts with ``fields`` (name -> type test)."""
+    records = coco[key]
+    if not isinstance(records, list):
+        raise TypeError(f"{json_file}: {key!r} must be a list, got {type(records).__name__}")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise TypeError(f"{json_file}: {key}[{i}] must be a dict, got {type(record).__name__}")
+        for field, ok in fields.items():
+            if field not in record:
+                raise ValueError(f"{json_file}: {key}[{i}] has no {field!r}")
+            if not ok(record[field]):
+                raise TypeError(
+                    f"{json_file}: {key}[{i}][{field!r}] has the wrong type: {record[field]!r}"
+                )
+    return records
+
+
+def _check_segmentation(seg: Any, where: str) -> None:
+    if isinstance(seg, dict):
+        size = seg.get("size")
+        if "counts" not in seg or not (
+            isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_is_int, size))
+        ):
+            raise ValueError(
+                f"{where}['segmentation']: an RLE needs 'counts' and 'size' [height, width], "
+                f"got keys {sorted(seg)}"
+            )
+    elif isinstance(seg, list):
+        for poly in seg:
+            if not isinstance(poly, list) or not all(map(_is_number, poly)):
+                raise TypeError(
+                    f"{where}['segmentation']: expected polygons (lists of numbers), got {poly!r}"
+                )
+    else:
+        raise TypeError(
+            f"{where}['segmentation']: expected polygons or an RLE dict, got {type(seg).__name__}"
+        )
 
 
 def load_coco_json(
@@ -150,12 +204,43 @@ def load_coco_json(
             ``thing_dataset_id_to_contiguous_id`` and, for keypoints, ``keypoint_names``;
             category ids are mapped to contiguous ids ``0..C-1``.
         extra_annotation_keys: more annotation keys to copy.
+
+    Raises:
+        ValueError: the file is not JSON, lacks ``images``/``annotations``/``categories``,
+            or an annotation names an unknown image or category id or has a bad ``bbox``,
+            ``segmentation`` or ``keypoints``; the message names the file and the field.
+        TypeError: a record or field of the wrong type (also named).
     """
     coco = _read_json(json_file)
+    if not isinstance(coco, dict):
+        raise TypeError(
+            f"{json_file}: expected a COCO dict at the top level, got {type(coco).__name__}"
+        )
     for key in ("images", "annotations", "categories"):
         if key not in coco:
             raise ValueError(f"{json_file}: not a COCO instances file (no {key!r})")
-    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    cats = _records(
+        coco, "categories", json_file, {"id": _is_int, "name": lambda x: isinstance(x, str)}
+    )
+    images = _records(
+        coco,
+        "images",
+        json_file,
+        {
+            "id": _is_int,
+            "file_name": lambda x: isinstance(x, str),
+            "height": _is_int,
+            "width": _is_int,
+        },
+    )
+    annotations = _records(
+        coco, "annotations", json_file, {"image_id": _is_int, "category_id": _is_int}
+    )
+    cats = sorted(cats, key=lambda c: c["id"])
+    cat_ids = {c["id"] for c in cats}
+    image_ids = {img["id"] for img in images}
+    if len(image_ids) != len(images):
+        raise ValueError(f"{json_file}: 'images' has repeated ids")
     id_map = None
     if dataset_name is not None:
         meta = MetadataCatalog.get(dataset_name)
@@ -164,12 +249,31 @@ def load_coco_json(
         if cats and "keypoints" in cats[0]:
             meta.set(keypoint_names=list(cats[0]["keypoints"]))
     anns_by_image: dict[Any, list[dict]] = defaultdict(list)
-    for ann in coco["annotations"]:
+    for i, ann in enumerate(annotations):
+        where = f"{json_file}: annotations[{i}] (id {ann.get('id')})"
+        if ann["image_id"] not in image_ids:
+            raise ValueError(f"{where}: 'image_id' {ann['image_id']} is not in 'images'")
+        if ann["category_id"] not in cat_ids:
+            raise ValueError(f"{where}: 'category_id' {ann['category_id']} is not in 'categories'")
+        bbox = ann.get("bbox")
+        if bbox is not None and not (
+            isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))
+        ):
+            raise ValueError(
+                f"{where}: 'bbox' must be 4 numbers [x, y, width, height], got {bbox!r}"
+            )
+        if ann.get("segmentation"):
+            _check_segmentation(ann["segmentation"], where)
+        kpts = ann.get("keypoints")
+        if kpts is not None and not (
+            isinstance(kpts, list) and len(kpts) % 3 == 0 and all(map(_is_number, kpts))
+        ):
+            raise ValueError(f"{where}: 'keypoints' must be numbers [x, y, v] * K, got {kpts!r}")
         anns_by_image[ann["image_id"]].append(ann)
     keys = ["iscrowd", "bbox", "keypoints", "category_id", *(extra_annotation_keys or ())]
     records = []
     skipped = 0
-    images = sorted(coco["images"], key=lambda im: im["id"])
+    images = sorted(images, key=lambda im: im["id"])
     for img in tqdm(
         images,
         desc=f"loading {Path(json_file).name}",
@@ -180,8 +284,6 @@ def load_coco_json(
             if ann.get("ignore", 0) != 0:
                 raise ValueError(f"{json_file}: the 'ignore' annotation flag is not supported")
             obj = {key: ann[key] for key in keys if key in ann}
-            if "bbox" in obj and len(obj["bbox"]) == 0:
-                raise ValueError(f"{json_file}: annotation {ann.get('id')} has an empty bbox")
             seg = ann.get("segmentation")
             if seg:
                 if isinstance(seg, list):
@@ -197,10 +299,6 @@ def load_coco_json(
             obj["bbox_mode"] = BoxMode.XYWH_ABS
             obj.setdefault("iscrowd", 0)
             if id_map is not None:
-                if obj["category_id"] not in id_map:
-                    raise ValueError(
-                        f"{json_file}: category id {obj['category_id']} is not in 'categories'"
-                    )
                 obj["category_id"] = id_map[obj["category_id"]]
             objs.append(obj)
         records.append(
@@ -230,6 +328,18 @@ def load_coco_panoptic_json(
     mapped through ``meta["thing_dataset_id_to_contiguous_id"]`` or
     ``meta["stuff_dataset_id_to_contiguous_id"]``, with ``isthing``)."""
     data = _read_json(json_file)
+    if not isinstance(data, dict) or "annotations" not in data:
+        raise ValueError(f"{json_file}: not a COCO panoptic file (no 'annotations')")
+    _records(
+        data,
+        "annotations",
+        json_file,
+        {
+            "file_name": lambda x: isinstance(x, str),
+            "image_id": lambda x: x is not None,
+            "segments_info": lambda x: isinstance(x, list),
+        },
+    )
     things = meta.get("thing_dataset_id_to_contiguous_id", {})
     stuff = meta.get("stuff_dataset_id_to_contiguous_id", {})
     records = []
@@ -394,3 +504,98 @@ class AspectRatioGroupedDataset(IterableDataset):
             if len(bucket) == self.batch_size:
                 yield bucket[:]
                 bucket.clear()
+
+
+class SkipBadSamplesDataset(Dataset):
+    """A map-style dataset wrapper that survives bad samples: when loading or mapping a
+    sample raises (an image that does not decode, a broken annotation), the sample is
+    skipped with a warning naming it and the error, and another one, drawn at random, is
+    returned instead (as detectron2's ``MapDataset`` and mmengine's ``max_refetch`` do).
+    After ``max_refetch`` replacements in a row also fail, it gives up with a
+    RuntimeError naming the last failure.
+
+    Skips are counted in :attr:`num_skipped`, shared with the data loader's worker
+    processes; the train loops publish it as ``skipped_samples`` on the runner's message
+    hub and the runner logs the total at the end of training. Enable it with
+    ``build_dataloader(..., skip_bad_samples=True)`` (also in a runner's
+    ``train_dataloader`` dict).
+
+    Args:
+        dataset: the map-style dataset (``__len__`` and ``__getitem__``); its other
+            attributes (``metainfo``...) are reachable through the wrapper.
+        max_refetch (int): replacement samples tried, after a failure, before giving up.
+        exceptions (tuple[type[Exception], ...]): what counts as a bad sample; other
+            exceptions propagate.
+        seed (int): seed of the choice of replacements.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        max_refetch: int = 10,
+        exceptions: tuple[type[BaseException], ...] = (Exception,),
+        seed: int = 0,
+    ) -> None:
+        if _check_dataset(dataset) == 0:
+            raise ValueError("dataset: expected a non-empty dataset")
+        if not isinstance(max_refetch, int) or max_refetch < 0:
+            raise ValueError(f"max_refetch: expected a non-negative int, got {max_refetch!r}")
+        exceptions = tuple(exceptions)
+        if not exceptions or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in exceptions
+        ):
+            raise TypeError(f"exceptions: expected exception classes, got {exceptions!r}")
+        self.dataset = dataset
+        self.max_refetch = max_refetch
+        self.exceptions = exceptions
+        self._rng = random.Random(seed)
+        # shared memory: skips counted in loader worker processes reach the main process
+        self._num_skipped = multiprocessing.Value("q", 0)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("dataset", "_num_skipped"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    @property
+    def num_skipped(self) -> int:
+        """How many samples were skipped so far (in this process and its loader workers)."""
+        return int(self._num_skipped.value)
+
+    def describe(self, index: int) -> str:
+        """``"sample 3 (path/to/image.jpg)"``: the index and, when the wrapped dataset
+        tells it (``get_data_info(i)`` as mmengine's, or a list ``items`` of dicts as
+        :class:`MapDataset`), the file."""
+        record: Any = None
+        try:
+            if callable(getattr(self.dataset, "get_data_info", None)):
+                record = self.dataset.get_data_info(index)
+            elif isinstance(getattr(self.dataset, "items", None), Sequence):
+                record = self.dataset.items[index]
+        except Exception:
+            record = None
+        name = None
+        if isinstance(record, dict):
+            name = record.get("file_name") or record.get("img_path")
+        return f"sample {index}" + (f" ({name})" if name else "")
+
+    def __getitem__(self, index: int) -> Any:
+        failures = 0
+        while True:
+            try:
+                return self.dataset[index]
+            except self.exceptions as e:
+                failures += 1
+                what = f"{self.describe(index)}: {type(e).__name__}: {e}"
+                if failures > self.max_refetch:
+                    raise RuntimeError(
+                        f"{failures} bad samples in a row (max_refetch={self.max_refetch}); "
+                        f"giving up. The last was {what}"
+                    ) from e
+                with self._num_skipped.get_lock():
+                    self._num_skipped.value += 1
+                logger.warning("skipping bad %s", what)
+                index = self._rng.randrange(len(self.dataset))

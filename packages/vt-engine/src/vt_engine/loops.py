@@ -98,6 +98,9 @@ class _TrainLoop:
         runner = self.runner
         runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
         outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        skipped = getattr(self.dataloader.dataset, "num_skipped", None)
+        if skipped is not None:  # a SkipBadSamplesDataset
+            runner.message_hub.update_info("skipped_samples", skipped)
         runner.call_hook(
             "after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs
         )

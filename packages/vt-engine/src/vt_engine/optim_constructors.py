@@ -7,7 +7,7 @@ import inspect
 import json
 import logging
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from torch import nn
 from vt_engine.dist import get_rank
 from vt_engine.optim_wrapper import OptimWrapper
 from vt_engine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from vt_modeling import check_keys
 
 __all__ = [
     "DefaultOptimWrapperConstructor",
@@ -92,6 +93,18 @@ class DefaultOptimWrapperConstructor:
         # model.backbone: lr 0.01 * 0.1, weight_decay 0.95 * 0.9; model.cls_head: 0.01, 0.95
     """
 
+    # the paramwise_cfg keys a constructor reads; a subclass lists the keys it adds
+    paramwise_keys: ClassVar[tuple[str, ...]] = (
+        "custom_keys",
+        "bias_lr_mult",
+        "bias_decay_mult",
+        "norm_decay_mult",
+        "dwconv_decay_mult",
+        "flat_decay_mult",
+        "dcn_offset_lr_mult",
+        "bypass_duplicate",
+    )
+
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
         if not isinstance(optim_wrapper_cfg, dict):
             raise TypeError(
@@ -113,6 +126,8 @@ class DefaultOptimWrapperConstructor:
             raise TypeError(
                 f"paramwise_cfg: expected a dict or None, got {type(self.paramwise_cfg).__name__}"
             )
+        known = {k for cls in type(self).__mro__ for k in vars(cls).get("paramwise_keys", ())}
+        check_keys(self.paramwise_cfg, known, f"paramwise_cfg of {type(self).__name__}")
         custom_keys = self.paramwise_cfg.get("custom_keys", {})
         if not isinstance(custom_keys, dict):
             raise TypeError(
@@ -270,6 +285,8 @@ class ForceDefaultOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     custom settings of the parameters they match.
     """
 
+    paramwise_keys: ClassVar[tuple[str, ...]] = ("force_default_settings",)
+
     def _force_default(self) -> bool:
         return bool(self.paramwise_cfg.get("force_default_settings", False))
 
@@ -334,6 +351,8 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     parameters and biases get weight decay 0, the others the optimizer's. The model
     must have a ``backbone`` attribute; parameter names are the model's full names.
     """
+
+    paramwise_keys: ClassVar[tuple[str, ...]] = ("num_layers", "decay_rate", "decay_type")
 
     def _validate_cfg(self) -> None:
         super()._validate_cfg()

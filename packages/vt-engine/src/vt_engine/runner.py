@@ -3,6 +3,7 @@ validation and test loops with hooks, checkpoints, logging and distributed train
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
@@ -45,6 +46,7 @@ from vt_engine.optim_wrapper import OptimWrapper
 from vt_engine.registry import HOOKS
 from vt_engine.schedulers import ParamScheduler, build_param_schedulers
 from vt_engine.visualization import LocalVisBackend, TensorboardVisBackend, Visualizer
+from vt_modeling import UnknownKeyError, check_keys, check_kwargs
 
 __all__ = ["Runner", "set_random_seed", "get_rng_state", "set_rng_state"]
 
@@ -213,6 +215,7 @@ class Runner:
             raise ValueError(f"launcher: expected 'none' or 'pytorch', got {launcher!r}")
         self.cfg = cfg
         self.env_cfg = dict(env_cfg or {})
+        check_keys(self.env_cfg, ("dist_backend", "sync_bn", "find_unused_parameters"), "env_cfg")
         if launcher == "pytorch":
             vt_dist.init_dist(self.env_cfg.get("dist_backend"))
         self.rank = vt_dist.get_rank()
@@ -220,6 +223,7 @@ class Runner:
         self.distributed = vt_dist.is_distributed()
 
         randomness = dict(randomness or {})
+        check_keys(randomness, ("seed", "deterministic", "diff_rank_seed"), "randomness")
         seed = randomness.get("seed")
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.deterministic = bool(randomness.get("deterministic", False))
@@ -257,6 +261,8 @@ class Runner:
         self._train_cfg = dict(train_cfg) if train_cfg is not None else None
         self._val_cfg = dict(val_cfg or {})
         self._test_cfg = dict(test_cfg or {})
+        check_kwargs(ValLoop, self._val_cfg, "val_cfg")
+        check_kwargs(TestLoop, self._test_cfg, "test_cfg")
         self._optim_wrapper_cfg = optim_wrapper
         self.optim_wrapper: OptimWrapper | None = None
         self._param_scheduler_cfg = param_scheduler
@@ -279,8 +285,21 @@ class Runner:
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> Runner:
         """Build from a config mapping (e.g. :meth:`Config.fromfile`): its keys that
-        are ``Runner`` arguments are passed; ``cfg`` itself is kept as ``runner.cfg``."""
+        are ``Runner`` arguments are passed; ``cfg`` itself is kept as ``runner.cfg``.
+
+        Other keys are the config's own variables and are ignored, unless one is a
+        near-miss of an argument (``trian_dataloader``, ``val_evaluater``): that is
+        taken for a typo and raises :class:`~vt_modeling.UnknownKeyError` naming the
+        argument."""
         params = set(inspect.signature(cls.__init__).parameters) - {"self", "cfg"}
+        for key in cfg:
+            if key in params or not isinstance(key, str):
+                continue
+            close = difflib.get_close_matches(key, params, n=1, cutoff=0.8)
+            if close:
+                raise UnknownKeyError(
+                    f"cfg: unknown key {key!r}; did you mean {close[0]!r}? (a Runner argument)"
+                )
         if "model" not in cfg or "work_dir" not in cfg:
             raise ValueError("cfg: needs 'model' and 'work_dir'")
         return cls(**{k: v for k, v in cfg.items() if k in params}, cfg=cfg)
@@ -304,6 +323,9 @@ class Runner:
             return loader
         if isinstance(loader, Mapping):
             kwargs = dict(loader)
+            valid = set(inspect.signature(build_dataloader).parameters)
+            valid |= set(inspect.signature(DataLoader.__init__).parameters) - {"self"}
+            check_keys(kwargs, valid - {"kwargs"}, "dataloader")
             kwargs.setdefault("seed", self.seed)
             return build_dataloader(**kwargs)
         raise TypeError(f"dataloader: expected a DataLoader or a dict, got {type(loader).__name__}")
@@ -319,6 +341,8 @@ class Runner:
             vis = visualizer
         else:
             cfg = dict(visualizer or {})
+            valid = set(inspect.signature(Visualizer).parameters) - {"vis_backends"}
+            check_keys(cfg, valid | {"backends"}, "visualizer")
             names = cfg.pop("backends", ("local",))
             save_dir = self.log_dir / "vis_data"
             known = {"local": LocalVisBackend, "tensorboard": TensorboardVisBackend}
@@ -341,6 +365,14 @@ class Runner:
     ) -> None:
         chosen: dict[str, Any] = {name: cls() for name, cls in _DEFAULT_HOOKS.items()}
         for name, hook in (default_hooks or {}).items():
+            # more hooks may come under new names, but a near-miss of a default's name
+            # would silently add a second hook of that kind
+            close = difflib.get_close_matches(name, _DEFAULT_HOOKS, n=1, cutoff=0.8)
+            if name not in _DEFAULT_HOOKS and close:
+                raise UnknownKeyError(
+                    f"default_hooks: unknown key {name!r}; did you mean {close[0]!r}? "
+                    f"(default hooks: {', '.join(_DEFAULT_HOOKS)})"
+                )
             chosen[name] = hook
         for hook in chosen.values():
             if hook is not None:
@@ -407,9 +439,14 @@ class Runner:
         ):
             raise RuntimeError("train(): needs train_dataloader, train_cfg and optim_wrapper")
         cfg = dict(self._train_cfg)
+        known = {"type", "by_epoch"}
+        for loop in (EpochBasedTrainLoop, IterBasedTrainLoop):
+            known |= set(inspect.signature(loop.__init__).parameters) - {"self", "runner"}
+        check_keys(cfg, known - {"dataloader"}, "train_cfg")
         loop_type = cfg.pop("type", None)
         by_epoch = cfg.pop("by_epoch", loop_type != "IterBasedTrainLoop" and "max_iters" not in cfg)
         loop_cls = EpochBasedTrainLoop if by_epoch else IterBasedTrainLoop
+        check_kwargs(loop_cls, cfg, f"train_cfg ({loop_cls.__name__})")
         return loop_cls(self, self.train_dataloader, **cfg)
 
     def _build_eval_loop(self, kind: str) -> ValLoop | TestLoop | None:
@@ -443,6 +480,11 @@ class Runner:
             self.call_hook("after_run")
         finally:
             self.visualizer.close()
+            skipped = getattr(self.train_dataloader.dataset, "num_skipped", None)
+            if skipped:
+                self.logger.warning(
+                    f"skipped {skipped} bad training samples (see the warnings naming them)"
+                )
         return model
 
     def val(self) -> dict[str, Any]:

@@ -37,12 +37,22 @@ def read_image(
     path: str | os.PathLike, backend_args: Mapping[str, Any] | None = None
 ) -> np.ndarray:
     """The image file at ``path`` as uint8[H, W, 3] RGB. ``backend_args`` selects the file
-    backend; only the local one (``None`` or ``dict(backend="local")``) exists."""
+    backend; only the local one (``None`` or ``dict(backend="local")``) exists. A missing
+    file raises FileNotFoundError, one that cannot be decoded a ValueError naming it."""
     backend = (backend_args or {}).get("backend", "local")
     if backend not in ("local", "disk"):
         raise ValueError(f"backend_args: only the local file backend is supported, got {backend!r}")
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except PermissionError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        # PIL raises UnidentifiedImageError (an OSError) for unknown formats, OSError for
+        # truncated data and SyntaxError for some corrupt headers
+        raise ValueError(f"{path}: cannot decode the image: {e}") from e
 
 
 def image_from_tensor(image: Any) -> np.ndarray:

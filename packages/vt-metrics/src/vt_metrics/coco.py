@@ -102,10 +102,21 @@ def _sorted_unique(sorted_values: np.ndarray) -> np.ndarray:
 
 
 def _load_json(source: Any, name: str) -> Any:
+    """``source`` itself, or the content of the JSON file it names."""
     if isinstance(source, (str, os.PathLike)):
-        with open(source) as f:
-            return json.load(f)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{name}: file not found: {os.fspath(source)}")
+        with open(source, "rb") as f:
+            try:
+                return json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"{os.fspath(source)}: {name}: not a valid JSON file: {e}") from e
     return source
+
+
+def _source_name(source: Any, name: str) -> str:
+    """How errors name an input: ``"path/to/file.json: name"`` for a file, else ``name``."""
+    return f"{os.fspath(source)}: {name}" if isinstance(source, (str, os.PathLike)) else name
 
 
 def _require_list(value: Any, name: str) -> list:
@@ -277,11 +288,16 @@ class COCOEvaluator:
         img_ids (list[int], optional): images to evaluate (default: all).
         cat_ids (list[int], optional): categories to evaluate (default: all).
         kpt_oks_sigmas (array-like[K], optional): keypoint falloffs (default: COCO's 17).
+        name (str, optional): how errors name the ground truth (default: its file path
+            and ``ground_truth``).
 
     Ground-truth annotations need ``image_id``, ``category_id``, ``area`` and ``id``;
     ``bbox`` for bbox and keypoints, ``segmentation`` (polygons, RLE or uncompressed
     RLE) for segm, ``keypoints`` and ``num_keypoints`` for keypoints. A missing
-    ``iscrowd`` means 0. Images need ``height`` and ``width`` for polygons.
+    ``iscrowd`` means 0. Images need ``height`` and ``width`` for polygons. A malformed
+    ground truth (not JSON, a missing key, a value of the wrong type or length, an
+    annotation whose image or category id is not in ``images``/``categories``) raises a
+    ValueError or TypeError naming the file and the field.
     """
 
     def __init__(
@@ -297,6 +313,7 @@ class COCOEvaluator:
         img_ids: Sequence[int] | None = None,
         cat_ids: Sequence[int] | None = None,
         kpt_oks_sigmas: Sequence[float] | np.ndarray | None = None,
+        name: str | None = None,
     ) -> None:
         self.iou_type = _check_iou_type(iou_type)
         keypoints = iou_type == "keypoints"
@@ -316,28 +333,29 @@ class COCOEvaluator:
             COCO_KEYPOINT_SIGMAS if kpt_oks_sigmas is None else kpt_oks_sigmas, dtype=_FLOAT
         )
 
+        gt_name = name or _source_name(ground_truth, "ground_truth")
         dataset = _load_json(ground_truth, "ground_truth")
         if not isinstance(dataset, Mapping):
             raise TypeError(
-                f"ground_truth: expected a dict or a json path, got {type(dataset).__name__}"
+                f"{gt_name}: expected a dict or a json path, got {type(dataset).__name__}"
             )
         for key in ("images", "categories"):
             if key not in dataset:
-                raise ValueError(f"ground_truth: missing key '{key}'")
-        images = _require_list(dataset["images"], "ground_truth['images']")
-        categories = _require_list(dataset["categories"], "ground_truth['categories']")
-        anns = _require_list(dataset.get("annotations", []), "ground_truth['annotations']")
+                raise ValueError(f"{gt_name}: missing key '{key}'")
+        images = _require_list(dataset["images"], f"{gt_name}['images']")
+        categories = _require_list(dataset["categories"], f"{gt_name}['categories']")
+        anns = _require_list(dataset.get("annotations", []), f"{gt_name}['annotations']")
 
         im = vt_ops.records_fields(
             images,
             {"id": (_INT, 0, None), "height": (_INT, 0, -1), "width": (_INT, 0, -1)},
-            name="ground_truth['images']",
+            name=f"{gt_name}['images']",
         )
         all_ids, first = np.unique(im["id"], return_index=True)
         self._all_images = _IdIndex(all_ids)
         self._img_heights, self._img_widths = im["height"][first], im["width"][first]
         cats = vt_ops.records_fields(
-            categories, {"id": (_INT, 0, None)}, name="ground_truth['categories']"
+            categories, {"id": (_INT, 0, None)}, name=f"{gt_name}['categories']"
         )
         self.img_ids = np.unique(all_ids if img_ids is None else np.asarray(img_ids, dtype=_INT))
         self.cat_ids = np.unique(cats["id"] if cat_ids is None else np.asarray(cat_ids, dtype=_INT))
@@ -355,8 +373,14 @@ class COCOEvaluator:
         if keypoints:
             fields["num_keypoints"] = (_FLOAT, 0, None)
             fields["keypoints"] = (_FLOAT, 3 * len(self.kpt_oks_sigmas), None)
-        gt = vt_ops.records_fields(anns, fields, name="ground_truth['annotations']")
-        self._check_image_ids(gt["image_id"], "ground_truth['annotations']")
+        gt = vt_ops.records_fields(anns, fields, name=f"{gt_name}['annotations']")
+        self._check_image_ids(gt["image_id"], f"{gt_name}['annotations']")
+        known_cats = _IdIndex(np.unique(cats["id"])).positions(gt["category_id"]) >= 0
+        if not known_cats.all():
+            bad = np.unique(gt["category_id"][~known_cats])[:5].tolist()
+            raise ValueError(
+                f"{gt_name}['annotations']: category ids not in the ground truth categories: {bad}"
+            )
 
         keep, img_pos, cat_pos = self._positions(gt["image_id"], gt["category_id"])
         sort_key, group = self._keys(img_pos, cat_pos)
@@ -377,7 +401,7 @@ class COCOEvaluator:
         if iou_type == "segm":
             h, w = self._image_sizes(gt["image_id"][order])
             self._gt_rles = vt_ops.rle_pack(
-                anns, h, w, key="segmentation", indices=order, name="ground_truth['annotations']"
+                anns, h, w, key="segmentation", indices=order, name=f"{gt_name}['annotations']"
             )
             self._gt_rle_boxes = vt_ops.rle_to_bbox(self._gt_rles)
 

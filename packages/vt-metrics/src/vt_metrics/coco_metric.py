@@ -15,7 +15,7 @@ import numpy as np
 
 import vt_ops
 from vt_metrics.base import BaseMetric
-from vt_metrics.coco import COCOEvaluator, _load_json
+from vt_metrics.coco import COCOEvaluator, _load_json, _source_name
 
 __all__ = ["CocoMetric"]
 
@@ -83,6 +83,14 @@ class CocoMetric(BaseMetric):
         self.max_dets = list(max_dets)
         self.format_only = format_only
         self.outfile_prefix = outfile_prefix
+        # the ground truth is read (and checked) now, not after a whole validation pass
+        name = _source_name(ann_file, "ann_file")
+        self._evaluators = {}
+        for m in self.metrics:
+            kwargs: dict[str, Any] = {"iou_thresholds": self.iou_thrs, "name": name}
+            if m != "keypoints":
+                kwargs["max_dets"] = self.max_dets
+            self._evaluators[m] = COCOEvaluator(self.dataset, m, **kwargs)
         cats = sorted(self.dataset["categories"], key=lambda c: c["id"])
         self.cat_ids = [int(c["id"]) for c in cats]
         self.cat_names = [str(c.get("name", c["id"])) for c in cats]
@@ -133,10 +141,7 @@ class CocoMetric(BaseMetric):
             return {}
         out: dict[str, float] = {}
         for m in self.metrics:
-            kwargs: dict[str, Any] = {"iou_thresholds": self.iou_thrs}
-            if m != "keypoints":
-                kwargs["max_dets"] = self.max_dets
-            res = COCOEvaluator(self.dataset, m, **kwargs).evaluate(dets)
+            res = self._evaluators[m].evaluate(dets)
             if m == "keypoints":
                 for name, v in res.stats_dict().items():
                     out[f"{m}_{name}"] = float(f"{v:.3f}")

@@ -24,7 +24,14 @@ from vt_modeling.box_regression import (
     Box2BoxTransformLinear,
     Box2BoxTransformRotated,
 )
-from vt_modeling.config import CfgNode, configurable, get_cfg
+from vt_modeling.config import (
+    CfgNode,
+    UnknownKeyError,
+    check_keys,
+    check_kwargs,
+    configurable,
+    get_cfg,
+)
 from vt_modeling.matcher import Matcher
 from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.dense_detector import DenseDetector
@@ -91,6 +98,9 @@ __all__ = [
     # config and registries
     "CfgNode",
     "Registry",
+    "UnknownKeyError",
+    "check_keys",
+    "check_kwargs",
     "configurable",
     "get_cfg",
     "ANCHOR_GENERATOR_REGISTRY",

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator, Mapping
 from difflib import get_close_matches
 from typing import Any, TypeVar
 
+from vt_modeling.config.config import check_kwargs
+
 __all__ = ["Registry"]
 
 T = TypeVar("T")
@@ -71,7 +73,9 @@ class Registry:
 
     def build(self, cfg: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
         """Build ``cfg["type"]`` (a registered name or a callable) with the other keys
-        of ``cfg`` plus ``kwargs`` as keyword arguments."""
+        of ``cfg`` plus ``kwargs`` as keyword arguments. A key of ``cfg`` the object does
+        not take raises :class:`~vt_modeling.config.UnknownKeyError` naming the closest
+        valid one."""
         if not isinstance(cfg, Mapping):
             raise TypeError(f"cfg: expected a dict with a 'type' key, got {type(cfg).__name__}")
         if "type" not in cfg:
@@ -85,6 +89,8 @@ class Registry:
             raise TypeError(
                 f"cfg['type']: expected a registered name or a callable, got {obj_type!r}"
             )
+        name = obj_type if isinstance(obj_type, str) else getattr(builder, "__name__", builder)
+        check_kwargs(builder, params, f"{self._name} cfg of type {name!r}")
         params.update(kwargs)
         return builder(*args, **params)
 

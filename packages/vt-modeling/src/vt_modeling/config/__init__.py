@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from vt_modeling.config.config import CfgNode, configurable
+from vt_modeling.config.config import (
+    CfgNode,
+    UnknownKeyError,
+    check_keys,
+    check_kwargs,
+    configurable,
+)
 
-__all__ = ["CfgNode", "configurable", "get_cfg"]
+__all__ = ["CfgNode", "UnknownKeyError", "check_keys", "check_kwargs", "configurable", "get_cfg"]
 
 
 def get_cfg() -> CfgNode:

@@ -7,25 +7,107 @@ errors are the ones detectron2 users know.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
 from yacs.config import CfgNode as _YacsCfgNode
 
-__all__ = ["CfgNode", "configurable"]
+__all__ = ["CfgNode", "UnknownKeyError", "check_keys", "check_kwargs", "configurable"]
 
 BASE_KEY = "_BASE_"
+
+
+class UnknownKeyError(KeyError, TypeError):
+    """A config key or keyword argument that does not exist. Its message names the key
+    and the closest valid one; it is both a KeyError (unknown config key) and a TypeError
+    (unexpected keyword argument), so callers may catch either."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _suggestion(key: str, valid: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
+
+
+def check_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
+    """Raise :class:`UnknownKeyError` for the first of ``keys`` not in ``valid``.
+
+    Args:
+        keys (Iterable[str]): the keys given (e.g. of a config dict).
+        valid (Iterable[str]): the keys accepted.
+        where (str): what the keys belong to, for the message (e.g. ``"train_cfg"``).
+
+    Raises:
+        UnknownKeyError: ``"train_cfg: unknown key 'max_epoch'; did you mean
+            'max_epochs'? (valid keys: ...)"``.
+    """
+    valid = list(valid)
+    for key in keys:
+        if key not in valid:
+            raise UnknownKeyError(
+                f"{where}: unknown key {key!r}{_suggestion(key, valid)} "
+                f"(valid keys: {', '.join(sorted(map(str, valid)))})"
+            )
+
+
+def check_kwargs(func: Callable[..., Any], kwargs: Iterable[str], where: str) -> None:
+    """Check that ``func`` accepts the keyword arguments ``kwargs``, with
+    :func:`check_keys`. A class whose ``__init__`` takes ``**kwargs`` is assumed to pass
+    them to its base class, whose ``__init__`` is then checked too; a function taking
+    ``**kwargs``, or without an inspectable signature, accepts anything.
+
+    Args:
+        func (Callable): a function or class.
+        kwargs (Iterable[str]): the keyword argument names to pass.
+        where (str): what the arguments belong to, for the message.
+    """
+    if isinstance(func, type):
+        inits = [vars(c)["__init__"] for c in func.__mro__ if "__init__" in vars(c)]
+    else:
+        inits = [func]
+    accepted: list[str] = []
+    for init in inits:
+        if init is object.__init__:
+            return
+        if getattr(init, "_configurable", False):
+            # a @configurable __init__ also takes cfg= and the arguments of from_config
+            found = _keyword_params(getattr(func, "from_config", None))
+            if found is None or found[1]:
+                return
+            accepted += ["cfg", *found[0]]
+        found = _keyword_params(init)
+        if found is None:
+            return
+        accepted += found[0]
+        if not found[1]:
+            check_keys(kwargs, accepted, where)
+            return
+
+
+def _keyword_params(func: Any) -> tuple[list[str], bool] | None:
+    """(the parameters a call can pass by keyword, whether it takes ``**kwargs``), or
+    None when ``func`` has no inspectable signature."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 class CfgNode(_YacsCfgNode):
     """A config tree with attribute access, YAML load/dump and ``_BASE_`` inheritance.
 
     ``merge_from_file``, ``merge_from_list`` and ``merge_from_other_cfg`` only
-    accept keys that already exist (a clear KeyError names an unknown key);
+    accept keys that already exist: an unknown key raises :class:`UnknownKeyError` (a
+    KeyError) naming it, the file it came from and the closest existing key;
     ``freeze()`` makes the tree immutable.
     """
 
@@ -60,12 +142,42 @@ class CfgNode(_YacsCfgNode):
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
         """Merge a YAML file (with ``_BASE_`` support) into this config."""
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
-        self.merge_from_other_cfg(type(self)(loaded))
+        other = type(self)(loaded)
+        self._check_known_keys(other, [], f"{cfg_filename}: ")
+        self.merge_from_other_cfg(other)
 
     def merge_from_other_cfg(self, cfg_other: _YacsCfgNode) -> None:
         if BASE_KEY in cfg_other:
             raise KeyError(f"The reserved key '{BASE_KEY}' can only be used in files")
+        self._check_known_keys(cfg_other, [], "")
         super().merge_from_other_cfg(cfg_other)
+
+    def _check_known_keys(self, other: Any, key_list: list[str], source: str) -> None:
+        """Raise UnknownKeyError for a key of ``other`` missing from this tree (yacs'
+        own check, with the closest existing key); deprecated and renamed keys are left
+        to yacs."""
+        node: Any = self
+        for part in key_list:
+            node = node[part]
+        for key, value in other.items():
+            full_key = ".".join([*key_list, key])
+            if key in node:
+                if isinstance(value, dict) and isinstance(node[key], _YacsCfgNode):
+                    self._check_known_keys(value, [*key_list, key], source)
+                continue
+            if node.is_new_allowed() or self.key_is_deprecated(full_key):
+                continue
+            if self.key_is_renamed(full_key):
+                continue
+            self._raise_unknown(full_key, node, key_list, key, source)
+
+    @staticmethod
+    def _raise_unknown(
+        full_key: str, node: Any, key_list: list[str], key: str, source: str
+    ) -> None:
+        prefix = "".join(f"{k}." for k in key_list)
+        hint = _suggestion(key, node, prefix)
+        raise UnknownKeyError(f"{source}Non-existent config key: {full_key}{hint}")
 
     def merge_from_list(self, cfg_list: list[Any]) -> None:
         """Merge ``["MODEL.WEIGHTS", "x.pth", "SOLVER.BASE_LR", 0.01, ...]``."""
@@ -74,10 +186,16 @@ class CfgNode(_YacsCfgNode):
         for full_key in cfg_list[0::2]:
             if full_key == BASE_KEY:
                 raise KeyError(f"The reserved key '{BASE_KEY}' can only be used in files")
+            full_key = str(full_key)
+            if self.key_is_deprecated(full_key) or self.key_is_renamed(full_key):
+                continue  # yacs warns or names the new key
             node: Any = self
-            for part in str(full_key).split("."):
-                if not isinstance(node, _YacsCfgNode) or part not in node:
-                    raise KeyError(f"Non-existent config key: {full_key}")
+            parts = full_key.split(".")
+            for depth, part in enumerate(parts):
+                if not isinstance(node, _YacsCfgNode):
+                    raise UnknownKeyError(f"Non-existent config key: {full_key}")
+                if part not in node:
+                    self._raise_unknown(full_key, node, parts[:depth], part, "")
                 node = node[part]
         super().merge_from_list(cfg_list)
 
@@ -158,6 +276,7 @@ def configurable(
                 raise TypeError(f"{type(self).__name__}.from_config must be a classmethod")
             init_func(self, **_args_from_config(from_config_func, *args, **kwargs))
 
+        wrapped._configurable = True  # type: ignore[attr-defined]
         return wrapped
 
     if from_config is None:
