@@ -207,9 +207,14 @@ class Boxes:
         x coordinates are clamped to [0, width] and y to [0, height].
 
         Raises:
-            ValueError: when a box has a non-finite coordinate.
+            ValueError: when a box has a non-finite coordinate (a RuntimeError from an
+                in-graph assertion under ``torch.compile``/``torch.export``).
         """
-        if not torch.isfinite(self.tensor).all():
+        finite = torch.isfinite(self.tensor).all()
+        if torch.compiler.is_compiling():
+            # An in-graph check instead of a data-dependent branch (a graph break).
+            torch._assert_async(finite, "Box tensor contains infinite or NaN!")
+        elif not finite:
             raise ValueError("Box tensor contains infinite or NaN!")
         h, w = box_size
         x1 = self.tensor[:, 0].clamp(min=0, max=w)

@@ -60,20 +60,16 @@ def find_top_rpn_proposals(
         scores_per_img = all_scores[n]
         lvl = all_levels
         valid_mask = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores_per_img)
-        if not bool(valid_mask.all()):
-            if training:
-                raise FloatingPointError(
-                    "Predicted boxes or scores contain Inf/NaN. Training has diverged."
-                )
-            boxes, scores_per_img, lvl = (
-                boxes[valid_mask],
-                scores_per_img[valid_mask],
-                lvl[valid_mask],
+        if training and not bool(valid_mask.all()):
+            raise FloatingPointError(
+                "Predicted boxes or scores contain Inf/NaN. Training has diverged."
             )
+        # Non-finite proposals become empty boxes, removed with the small ones by a
+        # single mask: no data-dependent branch (a graph break under torch.compile).
+        boxes = Boxes(torch.where(valid_mask[:, None], boxes.tensor, 0.0))
         boxes.clip(image_size)
-        keep = boxes.nonempty(threshold=min_box_size)
-        if int(keep.sum()) != len(boxes):
-            boxes, scores_per_img, lvl = boxes[keep], scores_per_img[keep], lvl[keep]
+        keep = boxes.nonempty(threshold=min_box_size) & valid_mask
+        boxes, scores_per_img, lvl = boxes[keep], scores_per_img[keep], lvl[keep]
         keep = batched_nms(boxes.tensor, scores_per_img, lvl, nms_thresh)
         keep = keep[:post_nms_topk]
         res = Instances(image_size)

@@ -56,19 +56,21 @@ def fast_rcnn_inference_single_image(
     topk_per_image: int,
 ) -> tuple[Instances, torch.Tensor]:
     """:func:`fast_rcnn_inference` for one image."""
+    # Regions with a non-finite box or score are dropped by the score filter below (their
+    # boxes zeroed so that clipping accepts them): one data-dependent op instead of a
+    # branch and two (graph breaks under torch.compile).
     valid_mask = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
-    if not bool(valid_mask.all()):
-        boxes, scores = boxes[valid_mask], scores[valid_mask]
+    boxes = torch.where(valid_mask[:, None], boxes, 0.0)
     scores = scores[:, :-1]
     num_bbox_reg_classes = boxes.shape[1] // 4
     clipped = Boxes(boxes.reshape(-1, 4))
     clipped.clip(image_shape)
     boxes = clipped.tensor.view(-1, num_bbox_reg_classes, 4)
 
-    filter_mask = scores > score_thresh  # R x K
+    filter_mask = (scores > score_thresh) & valid_mask[:, None]  # R x K
     filter_inds = filter_mask.nonzero()  # (region, class) pairs
-    boxes = boxes[filter_inds[:, 0], 0] if num_bbox_reg_classes == 1 else boxes[filter_mask]
-    scores = scores[filter_mask]
+    boxes = boxes[filter_inds[:, 0], 0 if num_bbox_reg_classes == 1 else filter_inds[:, 1]]
+    scores = scores[filter_inds[:, 0], filter_inds[:, 1]]
 
     keep = batched_nms(boxes, scores, filter_inds[:, 1], nms_thresh)
     if topk_per_image >= 0:
