@@ -25,6 +25,7 @@ from vt_modeling.box_regression import (
     Box2BoxTransformRotated,
 )
 from vt_modeling.config import CfgNode, configurable, get_cfg
+from vt_modeling.export import ExportableDetector, export_detector
 from vt_modeling.matcher import Matcher
 from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.dense_detector import DenseDetector
@@ -159,6 +160,9 @@ __all__ = [
     "RetinaNetHead",
     "FCOS",
     "FCOSHead",
+    # export
+    "ExportableDetector",
+    "export_detector",
     # semantic segmentation
     "SemanticSegmentor",
     "SemSegFPNHead",

@@ -15,9 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-import vt_ops
+from vt_modeling._masked_nms import masked_batched_nms
+from vt_modeling.meta_arch.fcos import FCOS
 from vt_modeling.meta_arch.rcnn import GeneralizedRCNN
 from vt_modeling.meta_arch.retinanet import RetinaNet
+from vt_modeling.proposal_generator.proposal_utils import rpn_candidates
+from vt_modeling.roi_heads.fast_rcnn import fast_rcnn_candidates
+from vt_modeling.roi_heads.mask_head import mask_rcnn_inference
 from vt_modeling.roi_heads.roi_heads import StandardROIHeads
 from vt_structures import Boxes, Instances
 
@@ -32,19 +36,13 @@ def _padded_batched_nms(
     iou_threshold: float,
     size: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched NMS over the ``valid`` candidates only, as ``size`` indices.
-
-    Invalid candidates get the lowest score and are excluded by the kernel's score
-    threshold, so the kept ones and their order are those of NMS on the valid subset.
+    """:func:`masked_batched_nms` as ``size`` indices.
 
     Returns:
         index (Tensor[size] int64): kept candidates by decreasing score, then 0.
         keep_valid (Tensor[size] bool): which rows of ``index`` are kept candidates.
     """
-    lowest = torch.finfo(scores.dtype).min
-    scores = torch.where(valid, scores, lowest)
-    boxes = torch.where(valid[:, None], boxes, 0.0)
-    keep = vt_ops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=lowest)
+    keep = masked_batched_nms(boxes, scores, idxs, valid, iou_threshold)
     keep = torch.cat([keep, keep.new_full((size,), -1)])[:size]
     keep_valid = keep >= 0
     return keep.clamp(min=0), keep_valid
@@ -56,7 +54,7 @@ def _masked(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 class ExportableDetector(nn.Module):
-    """Wraps a :class:`RetinaNet` or a :class:`GeneralizedRCNN` (with
+    """Wraps a :class:`RetinaNet`, an :class:`FCOS` or a :class:`GeneralizedRCNN` (with
     :class:`StandardROIHeads`, boxes and optionally masks) into a module of fixed-size
     inputs and outputs, exportable with ``torch.export``.
 
@@ -77,13 +75,13 @@ class ExportableDetector(nn.Module):
     def __init__(self, model: nn.Module, max_detections: int | None = None):
         """
         Args:
-            model (nn.Module): a RetinaNet, or a GeneralizedRCNN with StandardROIHeads and
-                a proposal generator, in eval mode.
+            model (nn.Module): a RetinaNet, an FCOS, or a GeneralizedRCNN with StandardROIHeads
+                and a proposal generator, in eval mode.
             max_detections (int, optional): K, the number of output rows; defaults to the
                 model's maximum number of detections per image.
         """
         super().__init__()
-        if isinstance(model, RetinaNet):
+        if isinstance(model, (RetinaNet, FCOS)):
             default_k = model.max_detections_per_image
         elif isinstance(model, GeneralizedRCNN):
             if not isinstance(model.roi_heads, StandardROIHeads):
@@ -98,7 +96,7 @@ class ExportableDetector(nn.Module):
             default_k = model.roi_heads.box_predictor.test_topk_per_image
         else:
             raise TypeError(
-                f"model: expected a RetinaNet or a GeneralizedRCNN, got {type(model).__name__}"
+                f"model: expected a RetinaNet, an FCOS or a GeneralizedRCNN, got {type(model).__name__}"
             )
         k = default_k if max_detections is None else max_detections
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
@@ -117,7 +115,7 @@ class ExportableDetector(nn.Module):
         images = self.model.preprocess_image([{"image": image}])
         features = self.model.backbone(images.tensor)
         image_size = images.image_sizes[0]
-        if isinstance(self.model, RetinaNet):
+        if isinstance(self.model, (RetinaNet, FCOS)):
             return self._dense_inference(features, image_size)
         return self._rcnn_inference(features, image_size)
 
@@ -136,15 +134,27 @@ class ExportableDetector(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         m = self.model
         features = [features[f] for f in m.head_in_features]
-        pred_logits, pred_deltas = m._transpose_dense_predictions(
-            m.head(features), [m.num_classes, 4]
-        )
+        predictions = m.head(features)
+        if isinstance(m, FCOS):
+            pred_logits, pred_deltas, pred_centerness = m._transpose_dense_predictions(
+                predictions, [m.num_classes, 4, 1]
+            )
+            # The geometric mean of class and centerness scores, as FCOS.forward_inference.
+            pred_scores = [
+                torch.sqrt(x[0].sigmoid() * y[0].sigmoid())
+                for x, y in zip(pred_logits, pred_centerness)
+            ]
+        else:
+            pred_logits, pred_deltas = m._transpose_dense_predictions(
+                predictions, [m.num_classes, 4]
+            )
+            pred_scores = [x[0].sigmoid() for x in pred_logits]
         anchors = m.anchor_generator(features)
         all_boxes, all_scores, all_classes = [], [], []
-        for anchors_i, logits_i, deltas_i in zip(anchors, pred_logits, pred_deltas):
+        for anchors_i, scores_i, deltas_i in zip(anchors, pred_scores, pred_deltas):
             # The top candidates of the level among all (anchor, class) pairs; those not
             # above the threshold are masked out of NMS below.
-            scores_i = logits_i[0].sigmoid().flatten()
+            scores_i = scores_i.flatten()
             scores_i, idx = scores_i.topk(min(scores_i.shape[0], m.test_topk_candidates))
             anchor_idx, class_idx = idx // m.num_classes, idx % m.num_classes
             all_boxes.append(
@@ -171,16 +181,7 @@ class ExportableDetector(nn.Module):
         """The RPN proposals (Tensor[P, 4]) and which are valid (Tensor[P] bool), as
         :func:`find_top_rpn_proposals` at a fixed size P = post_nms_topk."""
         rpn = self.model.proposal_generator
-        features_list = [features[f] for f in rpn.in_features]
-        anchors = rpn.anchor_generator(features_list)
-        logits, deltas = rpn.rpn_head(features_list)
-        logits = [x.permute(0, 2, 3, 1).flatten(1) for x in logits]
-        deltas = [
-            x.view(x.shape[0], -1, rpn.anchor_generator.box_dim, x.shape[-2], x.shape[-1])
-            .permute(0, 3, 4, 1, 2)
-            .flatten(1, -2)
-            for x in deltas
-        ]
+        anchors, logits, deltas = rpn._predict(features)
         proposals = rpn._decode_proposals(anchors, deltas)
         boxes, scores, levels = [], [], []
         for level, (proposals_i, logits_i) in enumerate(zip(proposals, logits)):
@@ -190,9 +191,7 @@ class ExportableDetector(nn.Module):
             levels.append(torch.full_like(idx, level))
         boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
         valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)
-        clipped = Boxes(torch.where(valid[:, None], boxes, 0.0))
-        clipped.clip(image_size)
-        valid = valid & clipped.nonempty(threshold=rpn.min_box_size)
+        clipped, valid = rpn_candidates(boxes, valid, image_size, rpn.min_box_size)
         index, keep_valid = _padded_batched_nms(
             clipped.tensor, scores, levels, valid, rpn.nms_thresh, rpn.post_nms_topk[False]
         )
@@ -212,26 +211,11 @@ class ExportableDetector(nn.Module):
         (boxes,) = predictor.predict_boxes(predictions, proposals)
         (scores,) = predictor.predict_probs(predictions, proposals)
         # fast_rcnn_inference_single_image over the valid proposals, at a fixed size.
-        valid = (
-            torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1) & proposal_valid
+        boxes, scores, classes, candidates = fast_rcnn_candidates(
+            boxes, scores, image_size, predictor.test_score_thresh, proposal_valid
         )
-        scores = scores[:, :-1]
-        num_classes = scores.shape[1]
-        clipped = Boxes(torch.where(valid[:, None], boxes, 0.0).reshape(-1, 4))
-        clipped.clip(image_size)
-        boxes = clipped.tensor.view(-1, boxes.shape[1] // 4, 4)
-        if boxes.shape[1] == 1:
-            boxes = boxes.expand(-1, num_classes, 4)
-        candidate_valid = (scores > predictor.test_score_thresh) & valid[:, None]
-        classes = torch.arange(num_classes, device=scores.device).expand_as(scores)
-        boxes, scores, classes = boxes.reshape(-1, 4), scores.flatten(), classes.flatten()
         index, keep_valid = _padded_batched_nms(
-            boxes,
-            scores,
-            classes,
-            candidate_valid.flatten(),
-            predictor.test_nms_thresh,
-            self.max_detections,
+            boxes, scores, classes, candidates, predictor.test_nms_thresh, self.max_detections
         )
         outputs = self._pad_outputs(boxes[index], scores[index], classes[index], keep_valid)
         if not heads.mask_on:
@@ -240,13 +224,9 @@ class ExportableDetector(nn.Module):
         mask_features = heads.mask_pooler(
             [features[f] for f in heads.mask_in_features], [Boxes(det_boxes)]
         )
-        mask_logits = heads.mask_head.layers(mask_features)
-        if mask_logits.shape[1] > 1:
-            rows = torch.arange(mask_logits.shape[0], device=mask_logits.device)
-            mask_logits = mask_logits[rows, det_classes]
-        else:
-            mask_logits = mask_logits[:, 0]
-        masks = _masked(mask_logits.sigmoid(), keep_valid)
+        detections = Instances(image_size, pred_classes=det_classes)
+        mask_rcnn_inference(heads.mask_head.layers(mask_features), [detections])
+        masks = _masked(detections.pred_masks[:, 0], keep_valid)
         return det_boxes, det_scores, det_classes, masks, num_valid
 
 

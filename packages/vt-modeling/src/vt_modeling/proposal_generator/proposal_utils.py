@@ -6,10 +6,11 @@ import math
 
 import torch
 
-from vt_layers import batched_nms, move_device_like
+from vt_layers import move_device_like
+from vt_modeling._masked_nms import masked_batched_nms
 from vt_structures import Boxes, Instances
 
-__all__ = ["add_ground_truth_to_proposals", "find_top_rpn_proposals"]
+__all__ = ["add_ground_truth_to_proposals", "find_top_rpn_proposals", "rpn_candidates"]
 
 
 def find_top_rpn_proposals(
@@ -56,27 +57,41 @@ def find_top_rpn_proposals(
 
     results = []
     for n, image_size in enumerate(image_sizes):
-        boxes = Boxes(all_proposals[n])
         scores_per_img = all_scores[n]
-        lvl = all_levels
-        valid_mask = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores_per_img)
+        valid_mask = torch.isfinite(all_proposals[n]).all(dim=1) & torch.isfinite(scores_per_img)
         if training and not bool(valid_mask.all()):
             raise FloatingPointError(
                 "Predicted boxes or scores contain Inf/NaN. Training has diverged."
             )
-        # Non-finite proposals become empty boxes, removed with the small ones by a
-        # single mask: no data-dependent branch (a graph break under torch.compile).
-        boxes = Boxes(torch.where(valid_mask[:, None], boxes.tensor, 0.0))
-        boxes.clip(image_size)
-        keep = boxes.nonempty(threshold=min_box_size) & valid_mask
-        boxes, scores_per_img, lvl = boxes[keep], scores_per_img[keep], lvl[keep]
-        keep = batched_nms(boxes.tensor, scores_per_img, lvl, nms_thresh)
+        boxes, valid_mask = rpn_candidates(all_proposals[n], valid_mask, image_size, min_box_size)
+        keep = masked_batched_nms(boxes.tensor, scores_per_img, all_levels, valid_mask, nms_thresh)
         keep = keep[:post_nms_topk]
         res = Instances(image_size)
         res.proposal_boxes = boxes[keep]
         res.objectness_logits = scores_per_img[keep]
         results.append(res)
     return results
+
+
+def rpn_candidates(
+    boxes: torch.Tensor, valid: torch.Tensor, image_size: tuple[int, int], min_box_size: float
+) -> tuple[Boxes, torch.Tensor]:
+    """Clip the proposals of one image and mask out the small ones, as a mask rather
+    than by indexing (no data-dependent shape, a graph break under ``torch.compile``).
+
+    Args:
+        boxes (Tensor[R, 4]): proposals; those not ``valid`` may be non-finite.
+        valid (Tensor[R] bool): the proposals with finite boxes and scores.
+        image_size (tuple): (h, w) of the image.
+        min_box_size (float): proposals with a side below this are masked out.
+
+    Returns:
+        Boxes: the clipped proposals (zeros where not valid); Tensor[R] bool: the valid
+        ones that are large enough.
+    """
+    boxes = Boxes(torch.where(valid[:, None], boxes, 0.0))
+    boxes.clip(image_size)
+    return boxes, boxes.nonempty(threshold=min_box_size) & valid
 
 
 def add_ground_truth_to_proposals(

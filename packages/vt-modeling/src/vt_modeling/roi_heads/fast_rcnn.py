@@ -9,12 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vt_layers import ShapeSpec, batched_nms, cross_entropy, nonzero_tuple
+from vt_layers import ShapeSpec, cross_entropy, nonzero_tuple
+from vt_modeling._masked_nms import masked_batched_nms
 from vt_modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
 from vt_modeling.config import configurable
 from vt_structures import Boxes, Instances
 
-__all__ = ["FastRCNNOutputLayers", "fast_rcnn_inference", "fast_rcnn_inference_single_image"]
+__all__ = [
+    "FastRCNNOutputLayers",
+    "fast_rcnn_candidates",
+    "fast_rcnn_inference",
+    "fast_rcnn_inference_single_image",
+]
 
 
 def fast_rcnn_inference(
@@ -47,6 +53,42 @@ def fast_rcnn_inference(
     return [r[0] for r in results], [r[1] for r in results]
 
 
+def fast_rcnn_candidates(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    image_shape: tuple[int, int],
+    score_thresh: float,
+    valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (region, class) detection candidates of one image, all of them, row-major,
+    with a mask of those that take part in NMS (instead of indexing them out: no
+    data-dependent shape, a graph break under ``torch.compile``).
+
+    Args:
+        boxes (Tensor[R, K*4 or 4]): predicted boxes per class (or class-agnostic).
+        scores (Tensor[R, K+1]): class probabilities; the last is background.
+        image_shape (tuple): (h, w) of the image; the boxes are clipped to it.
+        score_thresh (float): candidates must score above it.
+        valid (Tensor[R] bool, optional): the regions that may give candidates.
+
+    Returns:
+        boxes (Tensor[R*K, 4]), scores (Tensor[R*K]), classes (Tensor[R*K] int64) and
+        valid (Tensor[R*K] bool): finite and above the threshold (and of a valid region).
+    """
+    finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
+    if valid is not None:
+        finite = finite & valid
+    scores = scores[:, :-1]
+    num_regions, num_classes = scores.shape
+    # Non-finite boxes are zeroed so that clipping accepts them; they stay masked out.
+    clipped = Boxes(torch.where(finite[:, None], boxes, 0.0).reshape(-1, 4))
+    clipped.clip(image_shape)
+    boxes = clipped.tensor.view(num_regions, -1, 4).expand(num_regions, num_classes, 4)
+    candidates = (scores > score_thresh) & finite[:, None]
+    classes = torch.arange(num_classes, device=scores.device).expand(num_regions, num_classes)
+    return boxes.reshape(-1, 4), scores.flatten(), classes.flatten(), candidates.flatten()
+
+
 def fast_rcnn_inference_single_image(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -56,32 +98,19 @@ def fast_rcnn_inference_single_image(
     topk_per_image: int,
 ) -> tuple[Instances, torch.Tensor]:
     """:func:`fast_rcnn_inference` for one image."""
-    # Regions with a non-finite box or score are dropped by the score filter below (their
-    # boxes zeroed so that clipping accepts them): one data-dependent op instead of a
-    # branch and two (graph breaks under torch.compile).
-    valid_mask = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
-    boxes = torch.where(valid_mask[:, None], boxes, 0.0)
-    scores = scores[:, :-1]
-    num_bbox_reg_classes = boxes.shape[1] // 4
-    clipped = Boxes(boxes.reshape(-1, 4))
-    clipped.clip(image_shape)
-    boxes = clipped.tensor.view(-1, num_bbox_reg_classes, 4)
-
-    filter_mask = (scores > score_thresh) & valid_mask[:, None]  # R x K
-    filter_inds = filter_mask.nonzero()  # (region, class) pairs
-    boxes = boxes[filter_inds[:, 0], 0 if num_bbox_reg_classes == 1 else filter_inds[:, 1]]
-    scores = scores[filter_inds[:, 0], filter_inds[:, 1]]
-
-    keep = batched_nms(boxes, scores, filter_inds[:, 1], nms_thresh)
+    num_classes = scores.shape[1] - 1
+    boxes, scores, classes, candidates = fast_rcnn_candidates(
+        boxes, scores, image_shape, score_thresh
+    )
+    keep = masked_batched_nms(boxes, scores, classes, candidates, nms_thresh)
     if topk_per_image >= 0:
         keep = keep[:topk_per_image]
-    boxes, scores, filter_inds = boxes[keep], scores[keep], filter_inds[keep]
 
     result = Instances(image_shape)
-    result.pred_boxes = Boxes(boxes)
-    result.scores = scores
-    result.pred_classes = filter_inds[:, 1]
-    return result, filter_inds[:, 0]
+    result.pred_boxes = Boxes(boxes[keep])
+    result.scores = scores[keep]
+    result.pred_classes = classes[keep]
+    return result, torch.div(keep, num_classes, rounding_mode="floor")
 
 
 class FastRCNNOutputLayers(nn.Module):

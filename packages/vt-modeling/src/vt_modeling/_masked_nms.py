@@ -1,0 +1,41 @@
+"""Batched NMS over a masked subset of candidates, without indexing them out first."""
+
+from __future__ import annotations
+
+import torch
+
+import vt_ops
+
+__all__ = ["masked_batched_nms"]
+
+
+def masked_batched_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    idxs: torch.Tensor,
+    valid: torch.Tensor,
+    iou_threshold: float,
+) -> torch.Tensor:
+    """``batched_nms`` of the ``valid`` candidates, as indices into all of them.
+
+    The same kept candidates, in the same order, as ``batched_nms`` of
+    ``boxes[valid]``, ``scores[valid]``, ``idxs[valid]`` (mapped back to indices of
+    the full arrays), but with no data-dependent indexing before NMS (a graph break
+    under ``torch.compile``, an unbacked size under ``torch.export``): invalid
+    candidates get the lowest score and are excluded by the kernel's score threshold.
+    Their boxes and scores may be non-finite.
+
+    Args:
+        boxes (Tensor[N, 4]): boxes in (x1, y1, x2, y2) format.
+        scores (Tensor[N]): scores of the boxes.
+        idxs (Tensor[N]): integer category of each box.
+        valid (Tensor[N] bool): the candidates taking part.
+        iou_threshold (float): discards all overlapping boxes with IoU > iou_threshold.
+
+    Returns:
+        Tensor[K] int64: indices of the kept candidates by decreasing score.
+    """
+    lowest = torch.finfo(scores.dtype).min
+    scores = torch.where(valid, scores, lowest)
+    boxes = torch.where(valid[:, None], boxes, 0.0)
+    return vt_ops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=lowest)
