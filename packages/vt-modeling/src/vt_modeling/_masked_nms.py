@@ -38,4 +38,8 @@ def masked_batched_nms(
     lowest = torch.finfo(scores.dtype).min
     scores = torch.where(valid, scores, lowest)
     boxes = torch.where(valid[:, None], boxes, 0.0)
-    return vt_ops.batched_nms(boxes, scores, idxs, iou_threshold, score_threshold=lowest)
+    # The registered op (namespace vt_ops) rather than vt_ops.batched_nms: the arguments
+    # are valid by construction, and its checks read the thresholds as Python numbers,
+    # a graph break where dynamo passes them as symbolic floats.
+    vt_ops.register_torch_ops()
+    return torch.ops.vt_ops.batched_nms(boxes, scores, idxs, iou_threshold, lowest, -1)

@@ -157,7 +157,8 @@ def as_box_tensor(tensor: Any, width: int, name: str) -> torch.Tensor:
             )
     elif not tensor.is_floating_point():
         tensor = tensor.to(torch.float32)
-    if tensor.numel() == 0:
+    # Shape first: no guard on a data-dependent size (torch.compile) for (N, width) input.
+    if (tensor.dim() != 2 or tensor.size(-1) != width) and tensor.numel() == 0:
         # reshape keeps the result tied to the input (tracing).
         tensor = tensor.reshape((-1, width)).to(dtype=tensor.dtype)
     if tensor.dim() != 2 or tensor.size(-1) != width:

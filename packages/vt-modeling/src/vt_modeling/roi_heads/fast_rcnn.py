@@ -83,7 +83,8 @@ def fast_rcnn_candidates(
     # Non-finite boxes are zeroed so that clipping accepts them; they stay masked out.
     clipped = Boxes(torch.where(finite[:, None], boxes, 0.0).reshape(-1, 4))
     clipped.clip(image_shape)
-    boxes = clipped.tensor.view(num_regions, -1, 4).expand(num_regions, num_classes, 4)
+    boxes = clipped.tensor.view(num_regions, boxes.shape[1] // 4, 4)
+    boxes = boxes.expand(num_regions, num_classes, 4)
     candidates = (scores > score_thresh) & finite[:, None]
     classes = torch.arange(num_classes, device=scores.device).expand(num_regions, num_classes)
     return boxes.reshape(-1, 4), scores.flatten(), classes.flatten(), candidates.flatten()
