@@ -191,3 +191,26 @@ def test_boxes_clip_checks_finite_values_when_compiled():
         compiled(torch.tensor([[float("nan"), 2, 3, 4]]))
     with pytest.raises(ValueError, match="infinite or NaN"):
         clip(torch.tensor([[float("nan"), 2, 3, 4]]))
+
+
+@pytest.mark.parametrize("pooler_type", ["ROIAlign", "ROIAlignV2", "ROIPool", "ROIAlignRotated"])
+def test_multi_level_pooler_compiled_equals_eager(pooler_type):
+    from vt_modeling import ROIPooler
+    from vt_structures import RotatedBoxes
+
+    torch.manual_seed(0)
+    scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+    feats = [torch.randn(2, 3, 256 // int(1 / s), 256 // int(1 / s)) for s in scales]
+    pooler = ROIPooler(5, scales, 0, pooler_type, canonical_box_size=64)
+    box_lists = []
+    for n in (9, 6):
+        boxes = random_boxes(n, 256, 256) * torch.tensor([1, 1, 2, 2])
+        if pooler_type == "ROIAlignRotated":
+            cxcy, wh = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+            boxes = RotatedBoxes(torch.cat([cxcy, wh, torch.rand(n, 1) * 90], dim=1))
+        else:
+            boxes = Boxes(boxes)
+        box_lists.append(boxes)
+    expected = pooler(feats, box_lists)
+    actual = compile_fullgraph(pooler)(feats, box_lists)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
