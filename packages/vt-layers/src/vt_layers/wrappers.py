@@ -123,11 +123,12 @@ class Conv2d(nn.Conv2d):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # numel last: no guard on a data-dependent size (torch.compile) at inference
         if (
             not torch.jit.is_scripting()
-            and x.numel() == 0
             and self.training
             and isinstance(self.norm, nn.SyncBatchNorm)
+            and x.numel() == 0
         ):
             raise ValueError("Conv2d: torch.nn.SyncBatchNorm does not support empty inputs")
         x = self._conv_forward(x, self.weight, self.bias)

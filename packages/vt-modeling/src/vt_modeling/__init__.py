@@ -32,6 +32,7 @@ from vt_modeling.config import (
     configurable,
     get_cfg,
 )
+from vt_modeling.export import ExportableDetector, export_detector
 from vt_modeling.matcher import Matcher
 from vt_modeling.meta_arch import GeneralizedRCNN, ProposalNetwork
 from vt_modeling.meta_arch.dense_detector import DenseDetector
@@ -178,6 +179,9 @@ __all__ = [
     "RetinaNetHead",
     "FCOS",
     "FCOSHead",
+    # export
+    "ExportableDetector",
+    "export_detector",
     # semantic segmentation
     "SemanticSegmentor",
     "SemSegFPNHead",

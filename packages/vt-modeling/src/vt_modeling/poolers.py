@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import vt_ops
-from vt_layers import ROIAlign, ROIAlignRotated, nonzero_tuple, shapes_to_tensor
+from vt_layers import ROIAlign, ROIAlignRotated, nonzero_tuple
 
 __all__ = ["ROIPooler", "assign_boxes_to_levels", "convert_boxes_to_pooler_format"]
 
@@ -44,11 +44,15 @@ def convert_boxes_to_pooler_format(box_lists: list[Any]) -> torch.Tensor:
     """Concatenate per-image boxes into the pooler's Kx5 (Kx6 rotated) format, the batch
     index in the first column."""
     boxes = torch.cat([x.tensor for x in box_lists], dim=0)
-    sizes = shapes_to_tensor([len(x) for x in box_lists]).to(device=boxes.device)
-    indices = torch.repeat_interleave(
-        torch.arange(len(box_lists), dtype=boxes.dtype, device=boxes.device), sizes
+    # torch.full rather than repeat_interleave with tensor repeats, whose output shape
+    # depends on data (a graph break under torch.compile).
+    indices = torch.cat(
+        [
+            torch.full((len(x), 1), i, dtype=boxes.dtype, device=boxes.device)
+            for i, x in enumerate(box_lists)
+        ]
     )
-    return torch.cat([indices[:, None], boxes], dim=1)
+    return torch.cat([indices, boxes], dim=1)
 
 
 class _ROIPool(nn.Module):
@@ -164,6 +168,18 @@ class ROIPooler(nn.Module):
             box_lists, self.min_level, self.max_level, self.canonical_box_size, self.canonical_level
         )
         output = x[0].new_zeros((pooler_fmt_boxes.shape[0], x[0].shape[1], *self.output_size))
+        if torch.compiler.is_compiling():
+            # Static shapes, no data-dependent indexing (a graph break): each level pools
+            # every box, those of the other levels replaced by empty boxes (cheap to pool),
+            # and keeps the rows of its own boxes. Same values as the loop below.
+            for level, pooler in enumerate(self.level_poolers):
+                mask = (level_assignments == level)[:, None]
+                rois = torch.cat(
+                    [pooler_fmt_boxes[:, :1], torch.where(mask, pooler_fmt_boxes[:, 1:], 0.0)],
+                    dim=1,
+                )
+                output = torch.where(mask[:, :, None, None], pooler(x[level], rois), output)
+            return output
         for level, pooler in enumerate(self.level_poolers):
             inds = nonzero_tuple(level_assignments == level)[0]
             output.index_put_((inds,), pooler(x[level], pooler_fmt_boxes[inds]))

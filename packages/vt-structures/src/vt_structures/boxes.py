@@ -157,7 +157,8 @@ def as_box_tensor(tensor: Any, width: int, name: str) -> torch.Tensor:
             )
     elif not tensor.is_floating_point():
         tensor = tensor.to(torch.float32)
-    if tensor.numel() == 0:
+    # Shape first: no guard on a data-dependent size (torch.compile) for (N, width) input.
+    if (tensor.dim() != 2 or tensor.size(-1) != width) and tensor.numel() == 0:
         # reshape keeps the result tied to the input (tracing).
         tensor = tensor.reshape((-1, width)).to(dtype=tensor.dtype)
     if tensor.dim() != 2 or tensor.size(-1) != width:
@@ -207,9 +208,14 @@ class Boxes:
         x coordinates are clamped to [0, width] and y to [0, height].
 
         Raises:
-            ValueError: when a box has a non-finite coordinate.
+            ValueError: when a box has a non-finite coordinate (a RuntimeError from an
+                in-graph assertion under ``torch.compile``/``torch.export``).
         """
-        if not torch.isfinite(self.tensor).all():
+        finite = torch.isfinite(self.tensor).all()
+        if torch.compiler.is_compiling():
+            # An in-graph check instead of a data-dependent branch (a graph break).
+            torch._assert_async(finite, "Box tensor contains infinite or NaN!")
+        elif not finite:
             raise ValueError("Box tensor contains infinite or NaN!")
         h, w = box_size
         x1 = self.tensor[:, 0].clamp(min=0, max=w)

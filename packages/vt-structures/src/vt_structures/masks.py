@@ -208,15 +208,16 @@ def paste_masks_in_image(
     boxes_t = boxes_t.to(torch.float32)
     masks = masks.to(device)
     img_masks = torch.zeros(n, img_h, img_w, device=device, dtype=out_dtype)
-    if device.type == "cpu":
+    if device.type == "cpu" and not torch.compiler.is_compiling():
         # one mask at a time, over its own box only; plain slices, one host sync in all
+        # (under torch.compile, the whole-image path below: no data-dependent slices)
         for i, (x0, y0, x1, y1) in enumerate(_box_regions(boxes_t, img_h, img_w)):
             if x1 > x0 and y1 > y0:
                 soft = _sample_masks(masks[i : i + 1], boxes_t[i : i + 1], y0, y1, x0, x1)
                 img_masks[i, y0:y1, x0:x1] = _binarize(soft[0], threshold)
         return img_masks
-    # GPU: whole-image chunks whose float masks stay under _GPU_MEM_LIMIT
-    num_chunks = min(n, int(np.ceil(n * img_h * img_w * 4 / _GPU_MEM_LIMIT)))
+    # GPU (and compiled): whole-image chunks whose float masks stay under _GPU_MEM_LIMIT
+    num_chunks = min(n, -(-n * img_h * img_w * 4 // _GPU_MEM_LIMIT))
     for inds in torch.chunk(torch.arange(n, device=device), num_chunks):
         img_masks[inds] = _binarize(
             _sample_masks(masks[inds], boxes_t[inds], 0, img_h, 0, img_w), threshold

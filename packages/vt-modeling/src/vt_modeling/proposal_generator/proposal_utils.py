@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
-from vt_layers import batched_nms, move_device_like
+from vt_layers import move_device_like
+from vt_modeling._masked_nms import masked_batched_nms
 from vt_structures import Boxes, Instances
 
-__all__ = ["add_ground_truth_to_proposals", "find_top_rpn_proposals"]
-
-_BatchedNMS = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
+__all__ = ["add_ground_truth_to_proposals", "find_top_rpn_proposals", "rpn_candidates"]
 
 
 def find_top_rpn_proposals(
@@ -53,7 +51,6 @@ def find_top_rpn_proposals(
         min_box_size,
         training,
         Boxes,
-        batched_nms,
     )
 
 
@@ -67,10 +64,9 @@ def _find_top_proposals(
     min_box_size: float,
     training: bool,
     box_type: type[Boxes],
-    nms_fn: _BatchedNMS,
 ) -> list[Instances]:
     """:func:`find_top_rpn_proposals` for boxes of ``box_type`` (``Boxes`` or
-    ``RotatedBoxes``) suppressed with ``nms_fn`` (``batched_nms`` or its rotated twin)."""
+    ``RotatedBoxes``, suppressed with the matching NMS)."""
     num_images = len(image_sizes)
     device = proposals[0].device
     topk_scores, topk_proposals, level_ids = [], [], []
@@ -87,31 +83,49 @@ def _find_top_proposals(
 
     results = []
     for n, image_size in enumerate(image_sizes):
-        boxes = box_type(all_proposals[n])
         scores_per_img = all_scores[n]
-        lvl = all_levels
-        valid_mask = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores_per_img)
-        if not bool(valid_mask.all()):
-            if training:
-                raise FloatingPointError(
-                    "Predicted boxes or scores contain Inf/NaN. Training has diverged."
-                )
-            boxes, scores_per_img, lvl = (
-                boxes[valid_mask],
-                scores_per_img[valid_mask],
-                lvl[valid_mask],
+        valid_mask = torch.isfinite(all_proposals[n]).all(dim=1) & torch.isfinite(scores_per_img)
+        if training and not bool(valid_mask.all()):
+            raise FloatingPointError(
+                "Predicted boxes or scores contain Inf/NaN. Training has diverged."
             )
-        boxes.clip(image_size)
-        keep = boxes.nonempty(threshold=min_box_size)
-        if int(keep.sum()) != len(boxes):
-            boxes, scores_per_img, lvl = boxes[keep], scores_per_img[keep], lvl[keep]
-        keep = nms_fn(boxes.tensor, scores_per_img, lvl, nms_thresh)
+        boxes, valid_mask = rpn_candidates(
+            all_proposals[n], valid_mask, image_size, min_box_size, box_type
+        )
+        keep = masked_batched_nms(boxes.tensor, scores_per_img, all_levels, valid_mask, nms_thresh)
         keep = keep[:post_nms_topk]
         res = Instances(image_size)
         res.proposal_boxes = boxes[keep]
         res.objectness_logits = scores_per_img[keep]
         results.append(res)
     return results
+
+
+def rpn_candidates(
+    boxes: torch.Tensor,
+    valid: torch.Tensor,
+    image_size: tuple[int, int],
+    min_box_size: float,
+    box_type: type[Boxes] = Boxes,
+) -> tuple[Boxes, torch.Tensor]:
+    """Clip the proposals of one image and mask out the small ones, as a mask rather
+    than by indexing (no data-dependent shape, a graph break under ``torch.compile``).
+
+    Args:
+        boxes (Tensor[R, 4] or Tensor[R, 5]): proposals; those not ``valid`` may be
+            non-finite.
+        valid (Tensor[R] bool): the proposals with finite boxes and scores.
+        image_size (tuple): (h, w) of the image.
+        min_box_size (float): proposals with a side below this are masked out.
+        box_type (type): ``Boxes`` or ``RotatedBoxes``, the type of the proposals.
+
+    Returns:
+        Boxes or RotatedBoxes: the clipped proposals (zeros where not valid); Tensor[R] bool: the valid
+        ones that are large enough.
+    """
+    boxes = box_type(torch.where(valid[:, None], boxes, 0.0))
+    boxes.clip(image_size)
+    return boxes, boxes.nonempty(threshold=min_box_size) & valid
 
 
 def add_ground_truth_to_proposals(

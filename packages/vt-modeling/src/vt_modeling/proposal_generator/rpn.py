@@ -308,20 +308,7 @@ class RPN(nn.Module):
             proposals: list[Instances] with "proposal_boxes" and "objectness_logits".
             loss: dict[Tensor] (empty at inference).
         """
-        features_list = [features[f] for f in self.in_features]
-        anchors = self.anchor_generator(features_list)
-        pred_objectness_logits, pred_anchor_deltas = self.rpn_head(features_list)
-        # (N, A, Hi, Wi) -> (N, Hi*Wi*A), the anchor order of the generator
-        pred_objectness_logits = [
-            score.permute(0, 2, 3, 1).flatten(1) for score in pred_objectness_logits
-        ]
-        box_dim = self.anchor_generator.box_dim
-        pred_anchor_deltas = [
-            x.view(x.shape[0], -1, box_dim, x.shape[-2], x.shape[-1])
-            .permute(0, 3, 4, 1, 2)
-            .flatten(1, -2)
-            for x in pred_anchor_deltas
-        ]
+        anchors, pred_objectness_logits, pred_anchor_deltas = self._predict(features)
         if self.training:
             if gt_instances is None:
                 raise ValueError("RPN requires gt_instances in training!")
@@ -335,6 +322,27 @@ class RPN(nn.Module):
             anchors, pred_objectness_logits, pred_anchor_deltas, images.image_sizes
         )
         return proposals, losses
+
+    def _predict(
+        self, features: dict[str, torch.Tensor]
+    ) -> tuple[list[Boxes], list[torch.Tensor], list[torch.Tensor]]:
+        """The anchors, objectness logits (N, Hi*Wi*A) and deltas (N, Hi*Wi*A, B) of each
+        level, in the anchor order of the generator."""
+        features_list = [features[f] for f in self.in_features]
+        anchors = self.anchor_generator(features_list)
+        pred_objectness_logits, pred_anchor_deltas = self.rpn_head(features_list)
+        # (N, A, Hi, Wi) -> (N, Hi*Wi*A)
+        pred_objectness_logits = [
+            score.permute(0, 2, 3, 1).flatten(1) for score in pred_objectness_logits
+        ]
+        box_dim = self.anchor_generator.box_dim
+        pred_anchor_deltas = [
+            x.view(x.shape[0], -1, box_dim, x.shape[-2], x.shape[-1])
+            .permute(0, 3, 4, 1, 2)
+            .flatten(1, -2)
+            for x in pred_anchor_deltas
+        ]
+        return anchors, pred_objectness_logits, pred_anchor_deltas
 
     def predict_proposals(
         self,

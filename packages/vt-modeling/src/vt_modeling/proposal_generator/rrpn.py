@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from vt_layers import ShapeSpec, batched_nms_rotated
+from vt_layers import ShapeSpec
 from vt_modeling.box_regression import Box2BoxTransformRotated
 from vt_modeling.config import configurable
 from vt_modeling.proposal_generator.proposal_utils import _find_top_proposals
@@ -57,7 +57,6 @@ def find_top_rrpn_proposals(
         min_box_size,
         training,
         RotatedBoxes,
-        batched_nms_rotated,
     )
 
 

@@ -9,12 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vt_layers import ShapeSpec, batched_nms, cross_entropy, nonzero_tuple
+from vt_layers import ShapeSpec, cross_entropy, nonzero_tuple
+from vt_modeling._masked_nms import masked_batched_nms
 from vt_modeling.box_regression import Box2BoxTransform, _dense_box_regression_loss
 from vt_modeling.config import configurable
-from vt_structures import Boxes, Instances
+from vt_structures import Boxes, Instances, RotatedBoxes
 
-__all__ = ["FastRCNNOutputLayers", "fast_rcnn_inference", "fast_rcnn_inference_single_image"]
+__all__ = [
+    "FastRCNNOutputLayers",
+    "fast_rcnn_candidates",
+    "fast_rcnn_inference",
+    "fast_rcnn_inference_single_image",
+]
 
 
 def fast_rcnn_inference(
@@ -47,6 +53,47 @@ def fast_rcnn_inference(
     return [r[0] for r in results], [r[1] for r in results]
 
 
+def fast_rcnn_candidates(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    image_shape: tuple[int, int],
+    score_thresh: float,
+    valid: torch.Tensor | None = None,
+    box_type: type[Boxes] = Boxes,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (region, class) detection candidates of one image, all of them, row-major,
+    with a mask of those that take part in NMS (instead of indexing them out: no
+    data-dependent shape, a graph break under ``torch.compile``).
+
+    Args:
+        boxes (Tensor[R, K*B or B]): predicted boxes per class (or class-agnostic), B = 4
+            coordinates per box (5 for ``RotatedBoxes``).
+        scores (Tensor[R, K+1]): class probabilities; the last is background.
+        image_shape (tuple): (h, w) of the image; the boxes are clipped to it.
+        score_thresh (float): candidates must score above it.
+        valid (Tensor[R] bool, optional): the regions that may give candidates.
+        box_type (type): ``Boxes`` or ``RotatedBoxes``, the type of the boxes.
+
+    Returns:
+        boxes (Tensor[R*K, B]), scores (Tensor[R*K]), classes (Tensor[R*K] int64) and
+        valid (Tensor[R*K] bool): finite and above the threshold (and of a valid region).
+    """
+    finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
+    if valid is not None:
+        finite = finite & valid
+    scores = scores[:, :-1]
+    num_regions, num_classes = scores.shape
+    # Non-finite boxes are zeroed so that clipping accepts them; they stay masked out.
+    box_dim = 5 if issubclass(box_type, RotatedBoxes) else 4
+    clipped = box_type(torch.where(finite[:, None], boxes, 0.0).reshape(-1, box_dim))
+    clipped.clip(image_shape)
+    boxes = clipped.tensor.view(num_regions, boxes.shape[1] // box_dim, box_dim)
+    boxes = boxes.expand(num_regions, num_classes, box_dim)
+    candidates = (scores > score_thresh) & finite[:, None]
+    classes = torch.arange(num_classes, device=scores.device).expand(num_regions, num_classes)
+    return boxes.reshape(-1, box_dim), scores.flatten(), classes.flatten(), candidates.flatten()
+
+
 def fast_rcnn_inference_single_image(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -57,7 +104,7 @@ def fast_rcnn_inference_single_image(
 ) -> tuple[Instances, torch.Tensor]:
     """:func:`fast_rcnn_inference` for one image."""
     return _fast_rcnn_inference_single_image(
-        boxes, scores, image_shape, score_thresh, nms_thresh, topk_per_image, Boxes, 4, batched_nms
+        boxes, scores, image_shape, score_thresh, nms_thresh, topk_per_image, Boxes
     )
 
 
@@ -69,36 +116,22 @@ def _fast_rcnn_inference_single_image(
     nms_thresh: float,
     topk_per_image: int,
     box_type: type[Boxes],
-    box_dim: int,
-    nms_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
 ) -> tuple[Instances, torch.Tensor]:
-    """:func:`fast_rcnn_inference_single_image` for boxes of ``box_type`` with ``box_dim``
-    coordinates (``Boxes`` and 4, or ``RotatedBoxes`` and 5), suppressed per class with
-    ``nms_fn``."""
-    valid_mask = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
-    if not bool(valid_mask.all()):
-        boxes, scores = boxes[valid_mask], scores[valid_mask]
-    scores = scores[:, :-1]
-    num_bbox_reg_classes = boxes.shape[1] // box_dim
-    clipped = box_type(boxes.reshape(-1, box_dim))
-    clipped.clip(image_shape)
-    boxes = clipped.tensor.view(-1, num_bbox_reg_classes, box_dim)
-
-    filter_mask = scores > score_thresh  # R x K
-    filter_inds = filter_mask.nonzero()  # (region, class) pairs
-    boxes = boxes[filter_inds[:, 0], 0] if num_bbox_reg_classes == 1 else boxes[filter_mask]
-    scores = scores[filter_mask]
-
-    keep = nms_fn(boxes, scores, filter_inds[:, 1], nms_thresh)
+    """:func:`fast_rcnn_inference_single_image` for boxes of ``box_type`` (``Boxes`` or
+    ``RotatedBoxes``), suppressed per class with the matching NMS."""
+    num_classes = scores.shape[1] - 1
+    boxes, scores, classes, candidates = fast_rcnn_candidates(
+        boxes, scores, image_shape, score_thresh, box_type=box_type
+    )
+    keep = masked_batched_nms(boxes, scores, classes, candidates, nms_thresh)
     if topk_per_image >= 0:
         keep = keep[:topk_per_image]
-    boxes, scores, filter_inds = boxes[keep], scores[keep], filter_inds[keep]
 
     result = Instances(image_shape)
-    result.pred_boxes = box_type(boxes)
-    result.scores = scores
-    result.pred_classes = filter_inds[:, 1]
-    return result, filter_inds[:, 0]
+    result.pred_boxes = box_type(boxes[keep])
+    result.scores = scores[keep]
+    result.pred_classes = classes[keep]
+    return result, torch.div(keep, num_classes, rounding_mode="floor")
 
 
 class FastRCNNOutputLayers(nn.Module):

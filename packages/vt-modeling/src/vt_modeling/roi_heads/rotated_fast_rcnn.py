@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from vt_layers import ROIAlignRotated, ShapeSpec, batched_nms_rotated
+from vt_layers import ROIAlignRotated, ShapeSpec
 from vt_modeling.box_regression import Box2BoxTransformRotated
 from vt_modeling.config import configurable
 from vt_modeling.proposal_generator.rrpn import (
@@ -79,8 +79,6 @@ def fast_rcnn_inference_single_image_rotated(
         nms_thresh,
         topk_per_image,
         RotatedBoxes,
-        5,
-        batched_nms_rotated,
     )
 
 
