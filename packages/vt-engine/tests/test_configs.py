@@ -28,7 +28,9 @@ from vt_engine import (
     read_sem_seg,
 )
 from vt_engine.configs import config_path
-from vt_structures import BoxMode
+from vt_engine.configs._common import shapes_dataset
+from vt_metrics import CocoMetric
+from vt_structures import Boxes, BoxMode, Instances
 from vt_structures.transforms import RandomFlip, ResizeShortestEdge
 
 NEW_CONFIGS = ["retinanet_shapes", "fcos_shapes", "sem_seg_fpn_shapes", "keypoint_rcnn_shapes"]
@@ -99,7 +101,9 @@ def test_config_trains_evaluates_and_reloads(tiny_shapes, tmp_path, name, capsys
     checkpoint = find_latest_checkpoint(cfg["work_dir"])
     assert checkpoint is not None
     capsys.readouterr()
-    assert cli.test_main([str(config_path(name)), str(checkpoint), "--work-dir", str(tmp_path)]) == 0
+    assert (
+        cli.test_main([str(config_path(name)), str(checkpoint), "--work-dir", str(tmp_path)]) == 0
+    )
     printed = capsys.readouterr().out
     for key in EXPECTED_METRICS[name]:
         assert f"{key}: {metrics[key]}" in printed, printed
@@ -266,8 +270,6 @@ def test_prediction_samples_for_iou_metric(labelled_image):
 
 
 def test_prediction_keypoints_are_in_coco_pixel_indices():
-    from vt_structures import Boxes, Instances
-
     inst = Instances((10, 10))
     inst.pred_boxes = Boxes(torch.tensor([[1.0, 1.0, 6.0, 6.0]]))
     inst.scores = torch.tensor([0.9])
@@ -279,6 +281,32 @@ def test_prediction_keypoints_are_in_coco_pixel_indices():
         sample["pred_instances"]["keypoints"], torch.tensor([[[3.0, 1.0, 0.8], [1.0, 5.0, 0.7]]])
     )
     torch.testing.assert_close(inst.pred_keypoints[0, 0, 0], torch.tensor(3.5))  # not modified
+
+
+def test_keypoint_config_scores_its_ground_truth_as_perfect(tiny_shapes):
+    """The keypoint config's data and evaluation agree on coordinates: the mapped ground
+    truth, returned as predictions, scores AP 1 (a 0.5 px convention slip would not)."""
+
+    cfg = Config.fromfile(config_path("keypoint_rcnn_shapes"))
+    records = cfg["train_dataloader"].dataset.items
+    mapper = DetectionDatasetMapper(True, augmentations=[], use_keypoint=True)
+    outputs, inputs = [], []
+    for record in records:
+        gt = mapper(record)["instances"]
+        pred = Instances(gt.image_size)
+        pred.pred_boxes = gt.gt_boxes
+        pred.scores = torch.ones(len(gt))
+        pred.pred_classes = gt.gt_classes
+        pred.pred_keypoints = gt.gt_keypoints.tensor.clone()
+        outputs.append({"instances": pred})
+        inputs.append({"image_id": record["image_id"], "image": torch.zeros(3, 1, 1)})
+    assert sum(len(o["instances"]) for o in outputs) > 0
+    model = DetectionModel(_Fixed(outputs)).eval()
+    subset = coco_category_subset(shapes_dataset().instances_json("train"), ["triangle"])
+    metric = CocoMetric(subset, ["bbox", "keypoints"], kpt_oks_sigmas=cfg["kpt_oks_sigmas"])
+    metric.process({}, model(inputs, mode="predict"))
+    results = metric.compute_metrics(metric.results)
+    assert results["bbox_mAP"] == 1.0 and results["keypoints_AP"] == 1.0, results
 
 
 # ----------------------------------------------------------------------------- dataset helpers

@@ -80,11 +80,11 @@ val_evaluator = CocoMetric(ann_file=str(_data.instances_json("val")), metric="bb
 _max_iters = 3000
 train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
 optim_wrapper = dict(
-    optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4),
+    optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4),
     clip_grad=dict(max_norm=10.0),
 )
 param_scheduler = [
-    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=200),
+    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(
         type="MultiStepLR",
         by_epoch=False,
