@@ -301,8 +301,9 @@ def coco_category_subset(
     the one category that has keypoints).
 
     Args:
-        json_file: the COCO JSON file, or its content.
-        category_names: names of the categories to keep, each present in the file.
+        json_file (str or dict): the COCO JSON file, or its content.
+        category_names (list[str]): names of the categories to keep, each present in
+            the file.
     """
     coco = _read_json(json_file)
     for key in ("images", "annotations", "categories"):

@@ -249,10 +249,11 @@ class MapDataset(Dataset):
     """A map-style dataset applying ``mapper`` to each item of a list.
 
     Args:
-        items: the dataset dicts.
-        mapper: called on an item to produce a sample.
-        metainfo: the dataset's meta information (e.g. ``{"classes": [...]}``), which
-            the evaluation loops hand to the metrics as ``dataset_meta``.
+        items (list): the dataset dicts.
+        mapper (callable): called on an item to produce a sample.
+        metainfo (dict, optional): the dataset's meta information (e.g.
+            ``{"classes": [...]}``), which the evaluation loops hand to the metrics as
+            ``dataset_meta``.
     """
 
     def __init__(
