@@ -43,7 +43,8 @@ model = DetectionModel(
             num_classes=len(classes),
             conv_dims=32,
             common_stride=4,
-            norm="GN",
+            # GroupNorm's 32 groups over 32 channels would normalise each channel alone
+            norm="BN",
             ignore_value=_ignore_index,
         ),
         pixel_mean=[128.0, 128.0, 128.0],
