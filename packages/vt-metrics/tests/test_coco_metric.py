@@ -68,3 +68,44 @@ def test_coco_metric_format_only(coco_data, tmp_path):
         CocoMetric(gt, "bbox", format_only=True)
     with pytest.raises(ValueError, match="metric"):
         CocoMetric(gt, "mask")
+
+
+def test_coco_metric_keypoints_with_custom_sigmas(coco_data, reference):
+    """Keypoints other than COCO's 17 person keypoints: the sigmas go to the evaluator."""
+    from vt_metrics.coco_metric import CocoMetric
+
+    gt, dets = coco_data(4, keypoints=True, n_images=30)
+    num_kpts = 3
+
+    def first_keypoints(obj):
+        kps = np.asarray(obj["keypoints"], dtype=np.float64).reshape(-1, 3)[:num_kpts]
+        obj["keypoints"] = kps.reshape(-1).tolist()
+        if "num_keypoints" in obj:
+            obj["num_keypoints"] = int((kps[:, 2] > 0).sum())
+
+    for obj in gt["annotations"] + dets:
+        first_keypoints(obj)
+    sigmas = [0.05, 0.08, 0.08]
+    cat_ids = sorted(c["id"] for c in gt["categories"])
+    samples = _samples(dets, cat_ids)
+    for sample in samples:
+        ds = [d for d in dets if d["image_id"] == sample["img_id"]]
+        sample["pred_instances"]["keypoints"] = np.array([d["keypoints"] for d in ds]).reshape(
+            len(ds), num_kpts, 3
+        )
+    metric = CocoMetric(gt, "keypoints", kpt_oks_sigmas=sigmas)
+    metric.process({}, samples)
+    out = metric.compute_metrics(metric.results)
+    ref = reference(
+        gt,
+        [r for per_image in metric.results for r in per_image],
+        "keypoints",
+        kpt_oks_sigmas=np.array(sigmas),
+    )
+    assert out["keypoints_AP"] == float(f"{ref.stats[0]:.3f}")
+    assert out["keypoints_AP50"] == float(f"{ref.stats[1]:.3f}")
+    assert ref.stats[0] > 0
+    with pytest.raises(ValueError):  # COCO's 17 sigmas do not fit 3 keypoints
+        bad = CocoMetric(gt, "keypoints")
+        bad.process({}, samples)
+        bad.compute_metrics(bad.results)

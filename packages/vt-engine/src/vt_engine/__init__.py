@@ -27,9 +27,11 @@ from vt_engine.datasets import (
     MetadataCatalog,
     RepeatFactorTrainingSampler,
     SkipBadSamplesDataset,
+    coco_category_subset,
     load_coco_json,
     load_coco_panoptic_json,
     load_sem_seg,
+    merge_to_panoptic,
     register_coco_instances,
 )
 from vt_engine.detection import (
@@ -37,6 +39,9 @@ from vt_engine.detection import (
     DetectionModel,
     MapDataset,
     annotations_to_instances,
+    create_keypoint_hflip_indices,
+    keypoint_hflip_indices,
+    read_sem_seg,
     transform_instance_annotations,
     trivial_batch_collator,
 )
@@ -111,6 +116,9 @@ __all__ = [
     "DetectionModel",
     "MapDataset",
     "annotations_to_instances",
+    "create_keypoint_hflip_indices",
+    "keypoint_hflip_indices",
+    "read_sem_seg",
     "transform_instance_annotations",
     "trivial_batch_collator",
     # embedded dataset
@@ -186,9 +194,11 @@ __all__ = [
     "DatasetCatalog",
     "MetadataCatalog",
     "Metadata",
+    "coco_category_subset",
     "load_coco_json",
     "load_coco_panoptic_json",
     "load_sem_seg",
+    "merge_to_panoptic",
     "register_coco_instances",
     # distributed
     "init_dist",

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ __all__ = [
     "DatasetCatalog",
     "MetadataCatalog",
     "Metadata",
+    "coco_category_subset",
     "load_coco_json",
     "load_coco_panoptic_json",
     "load_sem_seg",
+    "merge_to_panoptic",
     "register_coco_instances",
     "RepeatFactorTrainingSampler",
     "AspectRatioGroupedDataset",
@@ -124,7 +126,9 @@ class _MetadataCatalog(dict):
 MetadataCatalog = _MetadataCatalog()
 
 
-def _read_json(path: str | os.PathLike) -> Any:
+def _read_json(path: str | os.PathLike | Mapping[str, Any]) -> Any:
+    if isinstance(path, Mapping):
+        return path
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
@@ -184,7 +188,7 @@ def _check_segmentation(seg: Any, where: str) -> None:
 
 
 def load_coco_json(
-    json_file: str | os.PathLike,
+    json_file: str | os.PathLike | Mapping[str, Any],
     image_root: str | os.PathLike,
     dataset_name: str | None = None,
     extra_annotation_keys: Sequence[str] | None = None,
@@ -198,7 +202,7 @@ def load_coco_json(
     does, turning COCO's integer pixel indices into continuous coordinates).
 
     Args:
-        json_file: the COCO JSON file.
+        json_file: the COCO JSON file, or its content (e.g. from :func:`coco_category_subset`).
         image_root: the directory of the images.
         dataset_name: if given, its metadata gets ``thing_classes`` (sorted by COCO id),
             ``thing_dataset_id_to_contiguous_id`` and, for keypoints, ``keypoint_names``;
@@ -212,20 +216,21 @@ def load_coco_json(
         TypeError: a record or field of the wrong type (also named).
     """
     coco = _read_json(json_file)
+    source = "json_file (a dict)" if isinstance(json_file, Mapping) else str(json_file)
     if not isinstance(coco, dict):
         raise TypeError(
-            f"{json_file}: expected a COCO dict at the top level, got {type(coco).__name__}"
+            f"{source}: expected a COCO dict at the top level, got {type(coco).__name__}"
         )
     for key in ("images", "annotations", "categories"):
         if key not in coco:
-            raise ValueError(f"{json_file}: not a COCO instances file (no {key!r})")
+            raise ValueError(f"{source}: not a COCO instances file (no {key!r})")
     cats = _records(
-        coco, "categories", json_file, {"id": _is_int, "name": lambda x: isinstance(x, str)}
+        coco, "categories", source, {"id": _is_int, "name": lambda x: isinstance(x, str)}
     )
     images = _records(
         coco,
         "images",
-        json_file,
+        source,
         {
             "id": _is_int,
             "file_name": lambda x: isinstance(x, str),
@@ -234,13 +239,13 @@ def load_coco_json(
         },
     )
     annotations = _records(
-        coco, "annotations", json_file, {"image_id": _is_int, "category_id": _is_int}
+        coco, "annotations", source, {"image_id": _is_int, "category_id": _is_int}
     )
     cats = sorted(cats, key=lambda c: c["id"])
     cat_ids = {c["id"] for c in cats}
     image_ids = {img["id"] for img in images}
     if len(image_ids) != len(images):
-        raise ValueError(f"{json_file}: 'images' has repeated ids")
+        raise ValueError(f"{source}: 'images' has repeated ids")
     id_map = None
     if dataset_name is not None:
         meta = MetadataCatalog.get(dataset_name)
@@ -250,7 +255,7 @@ def load_coco_json(
             meta.set(keypoint_names=list(cats[0]["keypoints"]))
     anns_by_image: dict[Any, list[dict]] = defaultdict(list)
     for i, ann in enumerate(annotations):
-        where = f"{json_file}: annotations[{i}] (id {ann.get('id')})"
+        where = f"{source}: annotations[{i}] (id {ann.get('id')})"
         if ann["image_id"] not in image_ids:
             raise ValueError(f"{where}: 'image_id' {ann['image_id']} is not in 'images'")
         if ann["category_id"] not in cat_ids:
@@ -276,13 +281,13 @@ def load_coco_json(
     images = sorted(images, key=lambda im: im["id"])
     for img in tqdm(
         images,
-        desc=f"loading {Path(json_file).name}",
+        desc=f"loading {Path(source).name}",
         disable=len(images) < 10_000 or get_rank() != 0,
     ):
         objs = []
         for ann in anns_by_image.get(img["id"], []):
             if ann.get("ignore", 0) != 0:
-                raise ValueError(f"{json_file}: the 'ignore' annotation flag is not supported")
+                raise ValueError(f"{source}: the 'ignore' annotation flag is not supported")
             obj = {key: ann[key] for key in keys if key in ann}
             seg = ann.get("segmentation")
             if seg:
@@ -312,7 +317,7 @@ def load_coco_json(
         )
     if skipped:
         logger.warning(
-            "load_coco_json: skipped %d annotations with invalid polygons in %s", skipped, json_file
+            "load_coco_json: skipped %d annotations with invalid polygons in %s", skipped, source
         )
     return records
 
@@ -395,6 +400,54 @@ def load_sem_seg(
             f"{len(unmatched)} images and label maps do not pair up between {image_root} and {gt_root}, e.g. {unmatched[:3]}"
         )
     return [{"file_name": str(images[k]), "sem_seg_file_name": str(gts[k])} for k in sorted(images)]
+
+
+def coco_category_subset(
+    json_file: str | os.PathLike | Mapping[str, Any], category_names: Sequence[str]
+) -> dict[str, Any]:
+    """A COCO dataset restricted to some categories: their ``categories`` entries and
+    annotations; every image is kept. Load it with :func:`load_coco_json`, evaluate on it
+    with ``vt_metrics.CocoMetric(ann_file=...)`` (e.g. a keypoint detector trained on
+    the one category that has keypoints).
+
+    Args:
+        json_file (str or dict): the COCO JSON file, or its content.
+        category_names (list[str]): names of the categories to keep, each present in
+            the file.
+    """
+    coco = _read_json(json_file)
+    for key in ("images", "annotations", "categories"):
+        if key not in coco:
+            raise ValueError(f"json_file: not a COCO instances file (no {key!r})")
+    names = [c["name"] for c in coco["categories"]]
+    missing = [n for n in category_names if n not in names]
+    if missing or not category_names:
+        raise ValueError(
+            f"category_names: expected some of the file's categories {names}, got {list(category_names)}"
+        )
+    categories = [c for c in coco["categories"] if c["name"] in category_names]
+    ids = {c["id"] for c in categories}
+    return {
+        **coco,
+        "categories": categories,
+        "annotations": [a for a in coco["annotations"] if a["category_id"] in ids],
+    }
+
+
+def merge_to_panoptic(detection_dicts: Sequence[dict], sem_seg_dicts: Sequence[dict]) -> list[dict]:
+    """Dataset dicts for panoptic segmentation: each detection dict updated with the
+    semantic segmentation dict (e.g. from :func:`load_sem_seg`) of the same
+    ``file_name``, so that it carries ``annotations`` and ``sem_seg_file_name``
+    (detectron2's ``merge_to_panoptic``)."""
+    by_file = {d["file_name"]: d for d in sem_seg_dicts}
+    if not by_file:
+        raise ValueError("sem_seg_dicts: expected at least one dataset dict")
+    merged = []
+    for det in detection_dicts:
+        if det["file_name"] not in by_file:
+            raise ValueError(f"sem_seg_dicts: no entry for {det['file_name']}")
+        merged.append({**det, **by_file[det["file_name"]]})
+    return merged
 
 
 def register_coco_instances(

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+from vt_engine.datasets import MetadataCatalog
 from vt_engine.model import BaseModel
 from vt_engine.visualization import read_image
 from vt_modeling import EventStorage
@@ -23,6 +26,9 @@ __all__ = [
     "DetectionModel",
     "MapDataset",
     "annotations_to_instances",
+    "create_keypoint_hflip_indices",
+    "keypoint_hflip_indices",
+    "read_sem_seg",
     "transform_instance_annotations",
     "trivial_batch_collator",
 ]
@@ -89,9 +95,69 @@ def annotations_to_instances(
     return target
 
 
+def keypoint_hflip_indices(
+    keypoint_names: Sequence[str], flip_map: Sequence[tuple[str, str]]
+) -> list[int]:
+    """For each keypoint, the index of its mirror image under a horizontal flip.
+
+    Args:
+        keypoint_names (list[str]): the keypoints, in annotation order.
+        flip_map (list[tuple[str, str]]): pairs of names that swap (e.g. left and right
+            eye); keypoints in no pair map to themselves.
+
+    Returns:
+        list[int]: ``flip_indices[i]`` is the keypoint that becomes keypoint ``i``.
+    """
+    names = list(keypoint_names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"keypoint_names: expected distinct names, got {names}")
+    swap: dict[str, str] = {}
+    for pair in flip_map:
+        if len(pair) != 2 or any(name not in names for name in pair):
+            raise ValueError(
+                f"flip_map: expected pairs of names among {names}, got {tuple(pair)!r}"
+            )
+        a, b = pair
+        if a in swap or b in swap:
+            raise ValueError(f"flip_map: {a!r} or {b!r} appears in more than one pair")
+        swap[a], swap[b] = b, a
+    return [names.index(swap.get(name, name)) for name in names]
+
+
+def create_keypoint_hflip_indices(dataset_names: str | Sequence[str]) -> list[int]:
+    """:func:`keypoint_hflip_indices` of the ``keypoint_names`` and ``keypoint_flip_map``
+    in the :class:`~vt_engine.MetadataCatalog` entry of the dataset(s) (detectron2's
+    helper; several datasets must agree)."""
+    names = [dataset_names] if isinstance(dataset_names, str) else list(dataset_names)
+    if not names:
+        raise ValueError("dataset_names: expected at least one dataset name")
+    results = []
+    for name in names:
+        meta = MetadataCatalog.get(name)
+        results.append(keypoint_hflip_indices(meta.keypoint_names, meta.keypoint_flip_map))
+    if any(r != results[0] for r in results):
+        raise ValueError(f"dataset_names: the datasets {names} have different keypoint flip maps")
+    return results[0]
+
+
+def read_sem_seg(file_name: str | os.PathLike[str]) -> np.ndarray:
+    """The semantic label map stored in an 8- or 16-bit single-channel PNG (mode "L",
+    "P", "I;16" or "I") as integer ndarray[H, W], values unchanged."""
+    with Image.open(file_name) as img:
+        if img.mode not in ("L", "P", "I;16", "I"):
+            raise ValueError(
+                f"sem_seg_file_name: expected a single-channel label map, got a {img.mode!r} "
+                f"image: {file_name}"
+            )
+        return np.asarray(img)
+
+
 class DetectionDatasetMapper:
     """Map a dataset dict (detectron2's format) to a model input: read the image,
     augment it, and turn its annotations into ``Instances`` (detectron2's ``DatasetMapper``).
+
+    A dict with a ``sem_seg_file_name`` (semantic segmentation, or panoptic FPN's
+    semantic branch) also gets its label map, resized and flipped with the image.
 
     Args:
         is_train: keep and transform the annotations (training); otherwise drop them.
@@ -100,7 +166,7 @@ class DetectionDatasetMapper:
         use_instance_mask: keep polygon masks as ``gt_masks``.
         use_keypoint: keep ``gt_keypoints``.
         keypoint_flip_indices: for each keypoint, the index of its mirror (needed
-            with flips when ``use_keypoint``).
+            with flips when ``use_keypoint``), e.g. from :func:`keypoint_hflip_indices`.
         recompute_boxes: recompute boxes from the transformed masks.
     """
 
@@ -130,7 +196,9 @@ class DetectionDatasetMapper:
     def __call__(self, dataset_dict: dict[str, Any]) -> dict[str, Any]:
         """
         Returns:
-            dict: the input dict with "image" (uint8 Tensor[C, H, W]) and, in training,
+            dict: the input dict with "image" (uint8 Tensor[C, H, W]); "sem_seg" (int64
+            Tensor[H, W], the label map of "sem_seg_file_name" under the same geometric
+            transforms as the image) when the dict names one; and, in training,
             "instances" (annotations without crowd regions, empty boxes removed).
         """
         dataset_dict = copy.deepcopy(dataset_dict)
@@ -139,9 +207,21 @@ class DetectionDatasetMapper:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if self.image_format == "BGR":
             image = image[:, :, ::-1]
+        sem_seg = None
+        if "sem_seg_file_name" in dataset_dict:
+            sem_seg = read_sem_seg(dataset_dict["sem_seg_file_name"])
+            if sem_seg.shape != image.shape[:2]:
+                raise ValueError(
+                    f"sem_seg_file_name: the label map is {sem_seg.shape[0]}x{sem_seg.shape[1]} "
+                    f"but the image is {image.shape[0]}x{image.shape[1]}: "
+                    f"{dataset_dict['sem_seg_file_name']}"
+                )
         image, transforms = apply_augmentations(self.augmentations, np.ascontiguousarray(image))
         image_size = image.shape[:2]
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if sem_seg is not None:
+            sem_seg = transforms.apply_segmentation(sem_seg)
+            dataset_dict["sem_seg"] = torch.as_tensor(np.ascontiguousarray(sem_seg, dtype=np.int64))
         annotations = dataset_dict.pop("annotations", None)
         if not self.is_train or annotations is None:
             return dataset_dict
@@ -167,11 +247,22 @@ class DetectionDatasetMapper:
 
 
 class MapDataset(Dataset):
-    """A map-style dataset applying ``mapper`` to each item of a list."""
+    """A map-style dataset applying ``mapper`` to each item of a list.
 
-    def __init__(self, items: Sequence[Any], mapper: Any) -> None:
+    Args:
+        items (list): the dataset dicts.
+        mapper (callable): called on an item to produce a sample.
+        metainfo (dict, optional): the dataset's meta information (e.g.
+            ``{"classes": [...]}``), which the evaluation loops hand to the metrics as
+            ``dataset_meta``.
+    """
+
+    def __init__(
+        self, items: Sequence[Any], mapper: Any, metainfo: Mapping[str, Any] | None = None
+    ) -> None:
         self.items = list(items)
         self.mapper = mapper
+        self.metainfo = None if metainfo is None else dict(metainfo)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -194,6 +285,8 @@ def _prediction_sample(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, An
     sample = {k: inp[k] for k in _INPUT_KEYS if k in inp}
     if "image_id" in sample:
         sample["img_id"] = sample["image_id"]
+    if "file_name" in sample:
+        sample["img_path"] = sample["file_name"]
     sample.update(out)
     instances = out.get("instances")
     if isinstance(instances, Instances):
@@ -202,8 +295,34 @@ def _prediction_sample(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, An
             if instances.has(field):
                 value = instances.get(field)
                 pred[name] = (value.tensor if hasattr(value, "tensor") else value).detach().cpu()
+        if "keypoints" in pred:
+            # COCO keypoints are integer pixel indices: undo the 0.5 load_coco_json adds.
+            pred["keypoints"] = pred["keypoints"].clone()
+            pred["keypoints"][..., :2] -= 0.5
         sample["pred_instances"] = pred
+    logits = out.get("sem_seg")
+    if isinstance(logits, torch.Tensor):
+        sample["pred_sem_seg"] = {"data": logits.detach().argmax(0, keepdim=True).cpu()}
+        gt = _sem_seg_ground_truth(inp, tuple(logits.shape[-2:]))
+        if gt is not None:
+            sample["gt_sem_seg"] = {"data": gt[None]}
     return sample
+
+
+def _sem_seg_ground_truth(inp: dict[str, Any], size: tuple[int, int]) -> torch.Tensor | None:
+    """The label map at the prediction's size: the mapped "sem_seg" when the test-time
+    transforms kept the size, else the original map of "sem_seg_file_name"."""
+    gt = inp.get("sem_seg")
+    if isinstance(gt, torch.Tensor) and tuple(gt.shape[-2:]) == size:
+        return gt.cpu()
+    if "sem_seg_file_name" in inp:
+        gt = torch.as_tensor(read_sem_seg(inp["sem_seg_file_name"]).astype(np.int64))
+        if tuple(gt.shape) != size:
+            raise ValueError(
+                f"sem_seg_file_name: the label map is {tuple(gt.shape)}, the prediction {size}"
+            )
+        return gt
+    return None
 
 
 def trivial_batch_collator(batch: Sequence[Any]) -> list[Any]:
@@ -216,9 +335,13 @@ class DetectionModel(BaseModel):
     ``[{"instances": ...}]`` in eval mode) under the Runner's ``BaseModel`` contract.
 
     In "predict" mode each output dict also carries the input's "image_id" (and
-    "img_id"), "file_name", "height" and "width", and the predictions as
-    "pred_instances" (``bboxes``, ``scores``, ``labels``, ``masks``, ``keypoints``), the
-    layout :class:`vt_metrics.CocoMetric` and the visualizer read.
+    "img_id"), "file_name" (and "img_path"), "height" and "width", and the predictions
+    as "pred_instances" (``bboxes``, ``scores``, ``labels``, ``masks``, ``keypoints``;
+    keypoints in COCO's pixel-index convention), the layout
+    :class:`vt_metrics.CocoMetric` and the visualizer read. A semantic segmentation
+    output ("sem_seg" logits, Tensor[K, H, W]) adds "pred_sem_seg" (its argmax) and,
+    when the input has a label map, "gt_sem_seg" (each ``{"data": Tensor[1, H, W]}``),
+    what :class:`vt_metrics.IoUMetric` reads.
 
     In "loss" mode the wrapped model runs inside ``event_storage`` when one is set (by
     :class:`~vt_engine.EventStorageHook`), so that it can report images and scalars

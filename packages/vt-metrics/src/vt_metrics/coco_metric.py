@@ -43,6 +43,8 @@ class CocoMetric(BaseMetric):
         classwise: also report the AP of every category (``{metric}_{name}_precision``).
         iou_thrs (list[float], optional): IoU thresholds (default 0.5:0.05:0.95).
         max_dets (list[int]): detections per image (default [1, 10, 100]).
+        kpt_oks_sigmas (list[float], optional): per-keypoint OKS falloffs of the
+            keypoints metric (default: COCO's 17 person keypoints).
         format_only: only write the results json files to ``outfile_prefix``.
         outfile_prefix (str, optional): where ``format_only`` writes
             ``{prefix}.{metric}.json``.
@@ -65,6 +67,7 @@ class CocoMetric(BaseMetric):
         classwise: bool = False,
         iou_thrs: Sequence[float] | None = None,
         max_dets: Sequence[int] = (1, 10, 100),
+        kpt_oks_sigmas: Sequence[float] | None = None,
         format_only: bool = False,
         outfile_prefix: str | None = None,
         collect_device: str = "cpu",
@@ -81,6 +84,7 @@ class CocoMetric(BaseMetric):
         self.classwise = classwise
         self.iou_thrs = iou_thrs
         self.max_dets = list(max_dets)
+        self.kpt_oks_sigmas = None if kpt_oks_sigmas is None else list(kpt_oks_sigmas)
         self.format_only = format_only
         self.outfile_prefix = outfile_prefix
         # the ground truth is read (and checked) now, not after a whole validation pass
@@ -90,6 +94,8 @@ class CocoMetric(BaseMetric):
             kwargs: dict[str, Any] = {"iou_thresholds": self.iou_thrs, "name": name}
             if m != "keypoints":
                 kwargs["max_dets"] = self.max_dets
+            else:
+                kwargs["kpt_oks_sigmas"] = self.kpt_oks_sigmas
             self._evaluators[m] = COCOEvaluator(self.dataset, m, **kwargs)
         cats = sorted(self.dataset["categories"], key=lambda c: c["id"])
         self.cat_ids = [int(c["id"]) for c in cats]

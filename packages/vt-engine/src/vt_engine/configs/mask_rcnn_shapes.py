@@ -6,7 +6,6 @@ and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
 ``VT_SHAPES_IMAGE_SIZE``.
 """
 
-import itertools
 import os
 
 from vt_engine import (
@@ -17,28 +16,21 @@ from vt_engine import (
     MapDataset,
     build_dataloader,
     load_coco_json,
-    synthetic_shapes,
     trivial_batch_collator,
 )
+from vt_engine.configs._common import shapes_dataset, small_resnet
 from vt_metrics import CocoMetric
 from vt_modeling import (
     FPN,
-    BasicBlock,
-    BasicStem,
     GeneralizedRCNN,
     LastLevelMaxPool,
-    ResNet,
     build_proposal_generator,
     build_roi_heads,
     get_cfg,
 )
 from vt_structures.transforms import RandomFlip
 
-_data = synthetic_shapes(
-    num_train=int(os.environ.get("VT_SHAPES_NUM_TRAIN", 800)),
-    num_val=int(os.environ.get("VT_SHAPES_NUM_VAL", 100)),
-    image_size=int(os.environ.get("VT_SHAPES_IMAGE_SIZE", 128)),
-)
+_data = shapes_dataset()
 classes = list(_data.thing_classes)
 
 # Heads from detectron2's config keys; the backbone is built explicitly below.
@@ -65,24 +57,8 @@ _cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
 _cfg.TEST.DETECTIONS_PER_IMAGE = 50
 
 # A ResNet of one BasicBlock per stage, 16 to 128 channels: small enough for CPU training.
-_channels = [16, 16, 32, 64, 128]
-_stages = [
-    ResNet.make_stage(
-        BasicBlock,
-        1,
-        in_channels=cin,
-        out_channels=cout,
-        stride_per_block=[1 if i == 0 else 2],
-        norm="BN",
-    )
-    for i, (cin, cout) in enumerate(itertools.pairwise(_channels))
-]
 _backbone = FPN(
-    ResNet(
-        BasicStem(3, _channels[0], norm="BN"),
-        _stages,
-        out_features=["res2", "res3", "res4", "res5"],
-    ),
+    small_resnet(out_features=["res2", "res3", "res4", "res5"]),
     in_features=["res2", "res3", "res4", "res5"],
     out_channels=32,
     top_block=LastLevelMaxPool(),

@@ -1,0 +1,104 @@
+"""Semantic FPN (a small ResNet + FPN with Panoptic FPN's semantic head, CPU-sized) on
+the semantic maps of the embedded synthetic shapes dataset: wall, floor and the four
+shapes, evaluated with mIoU.
+
+Every value calls a real constructor. Sizes can be overridden from the command line,
+e.g. ``vt-train <this file> --cfg-options train_cfg.max_iters=200``; the dataset size
+and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
+``VT_SHAPES_IMAGE_SIZE``.
+"""
+
+import os
+
+from vt_engine import (
+    CheckpointHook,
+    DetectionDatasetMapper,
+    DetectionModel,
+    LoggerHook,
+    MapDataset,
+    build_dataloader,
+    load_sem_seg,
+    trivial_batch_collator,
+)
+from vt_engine.configs._common import shapes_dataset, small_resnet
+from vt_metrics import IoUMetric
+from vt_modeling import FPN, SemanticSegmentor, SemSegFPNHead
+from vt_structures.transforms import RandomFlip, ResizeShortestEdge
+
+_data = shapes_dataset()
+classes = list(_data.sem_seg_classes)
+_ignore_index = 255
+
+_features = ["p2", "p3", "p4", "p5"]
+_backbone = FPN(
+    small_resnet(out_features=["res2", "res3", "res4", "res5"]),
+    in_features=["res2", "res3", "res4", "res5"],
+    out_channels=32,
+)
+model = DetectionModel(
+    SemanticSegmentor(
+        backbone=_backbone,
+        sem_seg_head=SemSegFPNHead(
+            {f: _backbone.output_shape()[f] for f in _features},
+            num_classes=len(classes),
+            conv_dims=32,
+            common_stride=4,
+            # GroupNorm's 32 groups over 32 channels would normalise each channel alone
+            norm="BN",
+            ignore_value=_ignore_index,
+        ),
+        pixel_mean=[128.0, 128.0, 128.0],
+        pixel_std=[64.0, 64.0, 64.0],
+    )
+)
+
+
+def _records(split):
+    return load_sem_seg(_data.sem_seg_dir(split), _data.image_dir(split), "png", "png")
+
+
+_size = _data.image_size
+train_dataloader = build_dataloader(
+    MapDataset(
+        _records("train"),
+        # scale jitter: the label maps follow the image (nearest neighbour)
+        DetectionDatasetMapper(
+            True,
+            augmentations=[
+                ResizeShortestEdge((_size * 3 // 4, _size * 5 // 4), sample_style="range"),
+                RandomFlip(0.5),
+            ],
+        ),
+    ),
+    batch_size=4,
+    sampler="infinite",
+    collate_fn=trivial_batch_collator,
+    seed=0,
+)
+val_dataloader = build_dataloader(
+    MapDataset(
+        _records("val"),
+        DetectionDatasetMapper(False, augmentations=[]),
+        metainfo={"classes": classes},
+    ),
+    batch_size=4,
+    sampler="default",
+    shuffle=False,
+    collate_fn=trivial_batch_collator,
+    seed=0,
+)
+val_evaluator = IoUMetric(ignore_index=_ignore_index, iou_metrics=["mIoU"])
+
+_max_iters = 2000
+train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
+optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type="PolyLR", eta_min=1e-4, power=0.9, by_epoch=False, begin=100, end=_max_iters),
+]
+default_hooks = dict(
+    logger=LoggerHook(interval=20),
+    checkpoint=CheckpointHook(interval=_max_iters, by_epoch=False, max_keep_ckpts=1),
+)
+randomness = dict(seed=0)
+work_dir = os.path.join("outputs", "sem_seg_fpn_shapes")
