@@ -124,6 +124,31 @@ def minimal(session: nox.Session, package: str) -> None:
     session.run("python", str(ROOT / "ci" / f"smoke_{package.replace('-', '_')}.py"))
 
 
+# A CPU torch wheel on disk, older than the pinned torch: no torchvision build matches it.
+OLD_TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+
+
+@nox.session(name="torch-compat", python="3.11")
+def torch_compat(session: nox.Session) -> None:
+    """One vt-ops wheel, its tests under torch 2.13.0 (the wheel on disk; tests needing
+    torchvision skip) and then under the pinned torch and torchvision. numpy alone is
+    the minimal(package='vt-ops') session."""
+    if not OLD_TORCH_WHEEL.is_file():
+        session.error(f"torch-compat needs the torch 2.13.0 CPU wheel at {OLD_TORCH_WHEEL}")
+    vt_ops = f"vt-ops @ {vt_ops_wheel(session).as_uri()}"
+    tests = str(ROOT / "packages" / "vt-ops" / "tests")
+    # the fuzz test at a tenth of its default examples: enough to cross the boundary
+    env = {"VT_FUZZ_EXAMPLES": "10"}
+    check = "import torch, vt_ops; print('torch', torch.__version__, 'vt_ops', vt_ops.__file__)"
+    # the test oracles without torchvision/torchmetrics (they would pull another torch)
+    session.install(vt_ops, str(OLD_TORCH_WHEEL), "pytest", "hypothesis", "shapely", "pycocotools")
+    session.run("python", "-c", check + "; assert torch.__version__.startswith('2.13.0')")
+    session.run("pytest", tests, "-q", *session.posargs, env=env)
+    session.install(*CONSTRAINTS, "torch", "torchvision")
+    session.run("python", "-c", check + "; assert not torch.__version__.startswith('2.13')")
+    session.run("pytest", tests, "-q", *session.posargs, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
@@ -179,10 +204,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Everything CI runs: lint, the no-torch installs, every package's tests, docs."""
+    """Everything CI runs: lint, the no-torch installs, every package's tests, one vt-ops
+    build under two torch versions, docs."""
     session.notify("lint")
     for package in MINIMAL_PACKAGES:
         session.notify(f"minimal(package='{package}')")
     for name in TEST_SESSIONS:
         session.notify(name)
+    session.notify("torch-compat")
     session.notify("docs")

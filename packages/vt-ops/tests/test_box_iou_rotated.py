@@ -164,6 +164,16 @@ def test_property_never_crashes(a, b):
     assert vt_ops.box_iou_rotated(a, b).shape == (len(a), len(b))
 
 
+def test_nan_box_gives_nan_even_where_the_bounding_box_test_rejects():
+    # found by fuzzing: a NaN centre with an empty box passed the disjointness prefilter as 0
+    a = np.array([[np.nan, 0, 0, 0, 0], [0, 0, 2, 2, 0]], dtype=np.float32)
+    b = np.array([[0, 1, 0, 0, 0], [0, 0, 2, 2, 0], [5, np.nan, 1, 1, 0]], dtype=np.float32)
+    out = vt_ops.box_iou_rotated(a, b)
+    assert np.isnan(out[0]).all() and np.isnan(out[:, 2]).all()
+    np.testing.assert_array_equal(out[1, :2], [0, 1])
+    np.testing.assert_array_equal(vt_ops.box_iou_rotated(b, a), out.T)
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_matches_cpu(dtype):

@@ -178,6 +178,33 @@ def test_records_fields_reads_and_validates():
         vt_ops.records_fields([{"a": "x"}], {"a": (np.float64, 0, None)})
     with pytest.raises(TypeError, match=r"records\[0\]: expected a dict"):
         vt_ops.records_fields([3], {"a": (np.float64, 0, None)})
+    with pytest.raises(TypeError, match=r"fields\['c'\]: default must be None or a float64"):
+        vt_ops.records_fields([], {"c": (np.float64, 4, [0.0] * 4)})
+    with pytest.raises(TypeError, match=r"fields\['i'\]: default must be None or an? int64"):
+        vt_ops.records_fields([], {"i": (np.int64, 0, 0.5)})
+
+
+@pytest.mark.parametrize("fn", [vt_ops.rle_to_bbox, vt_ops.rle_area, vt_ops.rle_merge])
+@pytest.mark.parametrize(
+    "rle, message",
+    [
+        # found by fuzzing: integer division by a zero height killed the interpreter
+        ({"size": [0, 3], "counts": [4699, 6364]}, r"rles\[0\]: Invalid RLE .* exceed"),
+        ({"size": [2, 2], "counts": [1, 9]}, r"rles\[0\]: Invalid RLE .* \(10 > 2 x 2\)"),
+        # a height that wrapped to 0 as pycocotools' uint32
+        ({"size": [2**40, 2**31], "counts": "\x02"}, r"height \* width < 2\*\*32"),
+    ],
+)
+def test_rles_that_do_not_fit_their_size_raise(fn, rle, message):
+    with pytest.raises(ValueError, match=message):
+        fn([rle])
+
+
+def test_rle_sizes_beyond_uint32_raise():
+    with pytest.raises(ValueError, match=r"height \* width < 2\*\*32"):
+        vt_ops.rle_from_objects(np.zeros((1, 4)), 2**40, 3)
+    with pytest.raises(ValueError, match=r"height \* width < 2\*\*32"):
+        vt_ops.rle_pack([[[0, 0, 1, 0, 1, 1]]], [2**16], [2**16])
 
 
 @pytest.mark.parametrize(

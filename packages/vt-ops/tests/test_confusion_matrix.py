@@ -105,7 +105,8 @@ def test_threads_and_large_class_counts(make_label_pair):
 
 
 def test_torch_in_torch_out_and_agrees_with_torchmetrics(make_label_pair):
-    from torchmetrics.functional.classification import multiclass_confusion_matrix
+    classification = pytest.importorskip("torchmetrics.functional.classification")
+    multiclass_confusion_matrix = classification.multiclass_confusion_matrix
 
     pred, label = make_label_pair(2, (2, 128, 160))
     tp, tl = torch.from_numpy(pred), torch.from_numpy(label).long()
@@ -158,6 +159,8 @@ def test_empty_inputs_give_zeros():
         ({"label": np.zeros(4, np.int64)}, ValueError, "same shape"),
         ({"label": torch.zeros(3, dtype=torch.int64)}, TypeError, "same library"),
         ({"num_classes": 0}, ValueError, "num_classes: expected a positive"),
+        # found by fuzzing: C * C overflowed int64 in the allocation
+        ({"num_classes": 2**62}, ValueError, "num_classes: expected a positive number of at most"),
         ({"num_classes": 2.0}, TypeError, "num_classes: expected an int"),
         ({"ignore_index": "x"}, TypeError, "ignore_index: expected an int"),
         ({"out": np.zeros((3, 3), np.int32)}, TypeError, "out: expected int64"),

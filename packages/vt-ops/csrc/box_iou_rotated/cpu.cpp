@@ -1,3 +1,4 @@
+#include <cmath>
 #include <vector>
 
 #include "box_iou_rotated/box_iou_rotated.h"
@@ -12,8 +13,10 @@ template <class T>
 void box_iou_rotated_cpu(const T* boxes1, int64_t n, const T* boxes2, int64_t m, T* out) {
   std::vector<RotatedBox<T>> prepared(static_cast<size_t>(m));
   std::vector<T> cx(m), cy(m), ex(m), ey(m);
+  std::vector<int64_t> nan_columns;  // the bounding-box test would reject them as disjoint
   for (int64_t j = 0; j < m; ++j) {
     const RotatedBox<T>& b = prepared[j] = make_rotated_box(boxes2 + 5 * j);
+    if (b.nan) nan_columns.push_back(j);
     cx[j] = b.cx;
     cy[j] = b.cy;
     ex[j] = b.ex;
@@ -29,12 +32,17 @@ void box_iou_rotated_cpu(const T* boxes1, int64_t n, const T* boxes2, int64_t m,
       const T* __restrict pex = ex.data();
       const T* __restrict pey = ey.data();
       T* __restrict row = out + i * m;
+      if (a.nan) {
+        for (int64_t j = 0; j < m; ++j) row[j] = T(NAN);
+        continue;
+      }
       for (int64_t j = 0; j < m; ++j)
         row[j] = rotated_bounds_disjoint(acx - pcx[j], acy - pcy[j], aex + pex[j], aey + pey[j])
                      ? T(0)
                      : T(1);
       for (int64_t j = 0; j < m; ++j)
         if (row[j] != T(0)) row[j] = rotated_box_iou(a, prepared[j]);
+      for (const int64_t j : nan_columns) row[j] = T(NAN);
     }
   });
 }

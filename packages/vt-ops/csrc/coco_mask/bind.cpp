@@ -64,6 +64,7 @@ void parse_rle_dict(PyObject* obj, Where&& where, Source& src) {
     raise_value(where() + ": 'size' must be [height, width]");
   src.h = size_entry(size, 0, where);
   src.w = size_entry(size, 1, where);
+  check_mask_size(src.h, src.w, where() + "['size']");
   if (PyUnicode_Check(counts)) {
     Py_ssize_t n = 0;
     src.text = PyUnicode_AsUTF8AndSize(counts, &n);  // cached in the str object
@@ -204,6 +205,7 @@ nb::tuple rle_pack_entry(nb::handle objs, const Array& heights, const Array& wid
         raise_value(where() + ": polygons need the image height and width");
       sources[i].h = hs[i];
       sources[i].w = ws[i];
+      check_mask_size(hs[i], ws[i], where());
       parse_polygons(obj, where, sources[i]);
     } else {
       raise_type(where() + ": expected an RLE dict or a list of polygons, got " +
@@ -372,7 +374,7 @@ nb::tuple rle_merge_entry(const Array& counts, const Array& offsets, const Array
 nb::tuple rle_from_bbox_entry(const Array& boxes, int64_t height, int64_t width) {
   check_arg(boxes.dtype() == nb::dtype<double>(), "boxes must be float64");
   check_shape(boxes, "boxes", {-1, 4});
-  check_arg(height >= 0 && width >= 0, "height and width must be non-negative");
+  check_mask_size(height, width, "boxes");
   const int64_t n = boxes.shape(0);
   const double* bb = data_ptr<double>(boxes);
   std::vector<std::vector<uint32_t>> per_item(static_cast<size_t>(n));

@@ -34,6 +34,7 @@ from vt_ops.coco import (
 from vt_ops.confusion import confusion_matrix
 from vt_ops.deform_conv import deform_conv2d
 from vt_ops.nms import batched_nms, batched_nms_rotated, nms, nms_rotated
+from vt_ops.onnx import onnx_translation_table
 from vt_ops.roi_ops import roi_align, roi_align_rotated, roi_pool
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "get_num_threads",
     "nms",
     "nms_rotated",
+    "onnx_translation_table",
     "register_torch_ops",
     "roi_align",
     "roi_align_rotated",

@@ -9,6 +9,7 @@ on. The compiled kernels in ``vt_ops._C`` receive everything through DLPack.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "Backend",
+    "alert_not_deterministic",
     "backend_of",
     "check_floating",
     "check_integer",
@@ -247,3 +249,27 @@ def check_same_device(backend: Backend, arrays: Sequence[tuple[Any, str]]) -> No
             raise ValueError(
                 f"{name} is on {backend.device_str(x)} but {first_name} is on {device}"
             )
+
+
+def alert_not_deterministic(backend: Backend, x: Any, op: str) -> None:
+    """Before a CUDA kernel that accumulates with float atomics: torch's own error
+    (or warning, with ``warn_only=True``) when ``torch.use_deterministic_algorithms``
+    is on. Other devices and libraries have deterministic kernels."""
+    if backend is not TORCH or not backend.device_str(x).startswith("cuda"):
+        return
+    import torch
+
+    if not torch.are_deterministic_algorithms_enabled():
+        return
+    # torch's own message (torch._prims_common.alert_not_deterministic), through public API
+    message = f"{op} does not have a deterministic implementation, but you set "
+    if torch.is_deterministic_algorithms_warn_only_enabled():
+        warnings.warn(
+            message + "'torch.use_deterministic_algorithms(True, warn_only=True)'.", stacklevel=3
+        )
+        return
+    raise RuntimeError(
+        message + "'torch.use_deterministic_algorithms(True)'. You can turn off determinism "
+        "just for this operation, or you can use the 'warn_only=True' option, if that's "
+        "acceptable for your application."
+    )

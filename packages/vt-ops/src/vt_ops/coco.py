@@ -563,7 +563,8 @@ def records_fields(
     Args:
         records (list[dict]): e.g. COCO annotations.
         fields: key -> (dtype (np.float64 or np.int64), width (0 for a scalar, W for a
-            list of W numbers), default (None: the key is required)).
+            list of W numbers), default (None: the key is required; a number fills
+            every column)).
         name: how errors name the records.
 
     Returns:
@@ -573,6 +574,13 @@ def records_fields(
         TypeError: a record is not a dict or a value is not a number.
         ValueError: a required key is missing or a list has the wrong length.
     """
+    for key, (dtype, _, default) in fields.items():
+        number = (int,) if np.dtype(dtype) == np.int64 else (int, float)
+        if default is not None and (isinstance(default, bool) or not isinstance(default, number)):
+            raise TypeError(
+                f"fields['{key}']: default must be None or a {np.dtype(dtype).name} number, "
+                f"got {default!r}"
+            )
     n = len(records)
     outs = {
         key: np.empty((n, width) if width else (n,), dtype=dtype)

@@ -15,6 +15,8 @@ __all__ = ["confusion_matrix"]
 _KERNEL_DTYPES = ("uint8", "int8", "int16", "uint16", "int32", "int64")
 # Accepted, converted before the kernel: bool as uint8, uint32 widened to int64.
 _CONVERTED_DTYPES = {"bool": "uint8", "uint32": "int64"}
+# The C x C int64 matrix of 2**16 classes already takes 32 GiB.
+MAX_CLASSES = 2**16
 
 
 def _check_labels(backend: Backend, x: Any, name: str) -> Any:
@@ -98,7 +100,7 @@ def confusion_matrix(
             numpy, torch (CPU or CUDA) or cupy.
         label (Array[*]): ground-truth class indices of the same shape, array
             library and device (its dtype may differ from ``pred``'s).
-        num_classes (int): number of classes C.
+        num_classes (int): number of classes C, at most 65536.
         ignore_index (int): elements whose label equals it are skipped (their
             prediction is not looked at).
         out (Array[C, C], optional): an int64 matrix of the same library and
@@ -126,8 +128,11 @@ def confusion_matrix(
         )
     check_same_device(backend, [(pred, "pred"), (label, "label")])
     num_classes = _as_int(num_classes, "num_classes")
-    if num_classes < 1:
-        raise ValueError(f"num_classes: expected a positive number, got {num_classes}")
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(
+            f"num_classes: expected a positive number of at most {MAX_CLASSES} "
+            f"(a C x C matrix), got {num_classes}"
+        )
     ignore_index = _as_int(ignore_index, "ignore_index")
     if not -(2**63) <= ignore_index < 2**63:
         raise ValueError(f"ignore_index: expected a 64-bit integer, got {ignore_index}")

@@ -6,6 +6,12 @@ buffer (deformable im2col) and scatter column gradients back (col2im, and the
 the caller's own library (``torch.matmul``, ``numpy.matmul`` or
 ``cupy.matmul``).
 
+The CPU backward is deterministic whatever the thread count (each task owns
+whole gradient planes); the CUDA col2im kernel accumulates with atomicAdd, so
+under ``torch.use_deterministic_algorithms(True)`` a backward on CUDA that
+needs the input gradient raises torch's "does not have a
+deterministic implementation" error (a warning with ``warn_only=True``).
+
 Memory: the batch is processed in chunks of images so that the column buffer,
 ``chunk * C * kh * kw * out_h * out_w`` elements of the compute dtype, stays
 within ``max_column_bytes`` (default 256 MiB, or the environment variable
@@ -28,6 +34,7 @@ from vt_ops._arrays import (
     CUPY,
     TORCH,
     Backend,
+    alert_not_deterministic,
     backend_of,
     check_floating,
     check_same_device,
@@ -245,6 +252,8 @@ def _backward(
     import torch
 
     backend = TORCH
+    if need_input:
+        alert_not_deterministic(backend, grad_out, "vt_ops::deform_conv2d_backward")
     tensors = [t for t in (grad_out, input, offset, weight, mask) if t is not None]
     work = compute_dtype(*(backend.dtype_name(t) for t in tensors))
     go, x, off, w = (backend.contiguous(backend.astype(t, work)) for t in tensors[:4])

@@ -6,9 +6,12 @@ to contiguous NCHW before the kernel runs. float16/bfloat16 inputs are
 computed in float32 and the result cast back.
 
 Gradients (torch only) flow to ``input``, never to the boxes. The CPU backward
-is deterministic (each thread owns whole channels and visits the ROIs in
-order); the CUDA backward accumulates with atomicAdd, so its float sums may
-differ in the last bits between runs when ROIs overlap.
+is deterministic, bit for bit whatever the thread count (each thread owns
+whole channels and visits the ROIs in order); the CUDA backward accumulates
+with atomicAdd, so its float sums may differ in the last bits between runs
+when ROIs overlap: under ``torch.use_deterministic_algorithms(True)`` it raises
+torch's "does not have a deterministic implementation" error (a warning with
+``warn_only=True``) instead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from vt_ops._arrays import (
     FLOATING,
     TORCH,
     Backend,
+    alert_not_deterministic,
     backend_of,
     check_same_device,
     check_shape,
@@ -176,6 +180,7 @@ def _launch_roi_align_backward(
     aligned: bool,
     rotated: bool,
 ) -> Any:
+    alert_not_deterministic(backend, grad, "vt_ops::roi_align_backward")
     dtype = backend.dtype_name(grad)
     work = compute_dtype(dtype)
     g = backend.contiguous(backend.astype(grad, work))
@@ -204,6 +209,7 @@ def _launch_roi_pool(
 def _launch_roi_pool_backward(
     backend: Backend, grad: Any, rois: Any, argmax: Any, input_shape: Sequence[int]
 ) -> Any:
+    alert_not_deterministic(backend, grad, "vt_ops::roi_pool_backward")
     dtype = backend.dtype_name(grad)
     work = compute_dtype(dtype)
     g = backend.contiguous(backend.astype(grad, work))
@@ -391,7 +397,8 @@ def roi_align(
 
     Sampling points more than one pixel outside the feature map contribute
     zero. Differentiable with respect to ``input`` (torch); the CPU backward is
-    deterministic, the CUDA backward accumulates with atomicAdd. Equal to
+    deterministic, the CUDA backward accumulates with atomicAdd (an error under
+    ``torch.use_deterministic_algorithms(True)``). Equal to
     ``torchvision.ops.roi_align``.
     """
     return _roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned, False)
