@@ -101,6 +101,34 @@ def test_keypoints_only_on_triangles(small):
             assert "keypoints" not in ann
 
 
+def test_triangle_keypoints_are_unambiguous_and_on_the_corners(small):
+    """Tall triangles: the apex is far from both base corners, and apex -> base_left ->
+    base_right always turns the same way (a flip swaps the base corners). Visible
+    keypoints are pixel indices: with the loaders' + 0.5 they lie in the box."""
+    triangle_id = THING_CLASSES.index("triangle") + 1
+    checked = 0
+    for split in ("train", "val"):
+        data = json.loads(small.instances_json(split).read_text())
+        for ann in data["annotations"]:
+            if ann["category_id"] != triangle_id:
+                continue
+            kps = np.asarray(ann["keypoints"], dtype=np.float64).reshape(3, 3)
+            x, y, w, h = ann["bbox"]
+            for px, py, v in kps:
+                if v == 2:
+                    assert x - 0.02 <= px + 0.5 <= x + w + 0.02
+                    assert y - 0.02 <= py + 0.5 <= y + h + 0.02
+            if not (kps[:, 2] > 0).all():
+                continue
+            apex, left, right = kps[:, :2]
+            base = np.linalg.norm(right - left)
+            assert min(np.linalg.norm(left - apex), np.linalg.norm(right - apex)) > 1.4 * base
+            (ax, ay), (bx, by) = left - apex, right - apex
+            assert ax * by - ay * bx < 0  # clockwise on screen (y down)
+            checked += 1
+    assert checked >= 3
+
+
 def test_semantic_maps_use_the_declared_classes(small):
     n_classes = len(STUFF_CLASSES) + len(THING_CLASSES)
     for path in small.sem_seg_dir("val").glob("*.png"):

@@ -2,11 +2,14 @@
 
 Deterministic synthetic scenes of four shape categories (circle, rectangle,
 triangle, star) with varied size, colour, rotation and occlusion on textured
-two-region backgrounds ("wall" above a tilted horizon, "floor" below). Each
-split is written in COCO format: instance polygons (the visible parts, exact
-after occlusion), keypoints for triangles (apex, base_left, base_right),
-semantic maps and COCO panoptic annotations. Files are generated on first use
-into a cache directory and are byte-identical for the same parameters.
+two-region backgrounds ("wall" above a tilted horizon, "floor" below).
+Triangles are tall isosceles ones (height 1.4 to 2 times the base), so that their
+apex stays distinct from the two base corners at any rotation. Each split is
+written in COCO format: instance polygons (the visible parts, exact after
+occlusion), keypoints for triangles (apex, base_left, base_right; COCO's pixel
+indices, so a corner at continuous x is written x - 0.5), semantic maps and COCO
+panoptic annotations. Files are generated on first use into a cache directory
+and are byte-identical for the same parameters.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ __all__ = [
     "synthetic_shapes",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 THING_CLASSES = ("circle", "rectangle", "triangle", "star")
 STUFF_CLASSES = ("wall", "floor")
 KEYPOINT_NAMES = ("apex", "base_left", "base_right")  # of triangles
@@ -47,6 +50,10 @@ IGNORE_LABEL = 255
 _MIN_VISIBLE_FRACTION = 0.4  # an occluded object keeps at least this much of its area
 _MIN_VISIBLE_AREA = 60.0  # pixels
 _MIN_PART_AREA = 4.0  # drop slivers left by occlusion
+_RECTANGLE_ASPECT = (0.6, 1.2)  # height / width
+# height / base: a narrow apex (28 to 39 degrees) against wide base angles, so the apex
+# keypoint cannot be mistaken for a base corner (near-equilateral ones would be ambiguous).
+_TRIANGLE_ASPECT = (1.4, 2.0)
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,8 @@ def _shape_polygon(
 
 
 def _triangle_points(cx: float, cy: float, size: float, aspect: float) -> list[tuple[float, float]]:
-    """Apex, base_left, base_right of an isosceles triangle before rotation."""
+    """Apex, base_left, base_right of an isosceles triangle (base ``size``, height
+    ``size * aspect``) before rotation."""
     h = size * aspect
     return [(cx, cy - h / 2), (cx - size / 2, cy + h / 2), (cx + size / 2, cy + h / 2)]
 
@@ -258,7 +266,12 @@ def _make_scene(rng: np.random.Generator, size: int) -> dict[str, Any]:
         obj_size = float(rng.uniform(0.12, 0.38) * size)
         cx, cy = (float(v) for v in rng.uniform(0.05 * size, 0.95 * size, size=2))
         angle = float(rng.uniform(-180, 180))
-        aspect = float(rng.uniform(0.6, 1.2)) if category in ("rectangle", "triangle") else 1.0
+        if category == "rectangle":
+            aspect = float(rng.uniform(*_RECTANGLE_ASPECT))
+        elif category == "triangle":
+            aspect = float(rng.uniform(*_TRIANGLE_ASPECT))
+        else:
+            aspect = 1.0
         color = tuple(int(c) for c in rng.integers(0, 256, size=3))
         poly = _shape_polygon(category, cx, cy, obj_size, angle, aspect)
         visible = poly.intersection(image_box)
@@ -291,12 +304,16 @@ def _make_scene(rng: np.random.Generator, size: int) -> dict[str, Any]:
             continue
         kps = []
         for x, y in obj["keypoints"]:
+            # COCO keypoints are pixel indices (pixel i is centred on i + 0.5, and loaders
+            # add 0.5): write the pixel the corner lies in, so that it is back on the
+            # corner, inside the box, once loaded.
+            xy = [round(max(x - 0.5, 0.0), 2), round(max(y - 0.5, 0.0), 2)]
             if not (0 <= x < size and 0 <= y < size):
                 kps += [0.0, 0.0, 0]
             elif not cover.is_empty and cover.contains(Point(x, y)):
-                kps += [round(x, 2), round(y, 2), 1]  # labelled, occluded
+                kps += [*xy, 1]  # labelled, occluded
             else:
-                kps += [round(x, 2), round(y, 2), 2]
+                kps += [*xy, 2]
         obj["keypoints"] = kps
     return {
         "floor": floor,
