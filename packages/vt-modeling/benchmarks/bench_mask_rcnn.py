@@ -7,7 +7,9 @@ proposals per level before NMS and 1000 per image after it at inference (2000 / 
 training), a 2-fc box head on 7x7 ROIAlign features, a 4-conv mask head on 14x14
 features, 91 class logits. Random-weight detectors score every class about equally, so
 both keep all detections (score threshold 0) up to 100 per image: the mask head and
-the mask pasting then see the same count on both sides (printed before the table).
+the mask pasting then see the same count on both sides (printed before the table). A
+second inference case uses the usual 0.05 threshold, which random weights (class scores
+near 1/91) leave with almost no detections: it measures the rest of the pipeline.
 
 Inference runs in eval mode under ``torch.no_grad()``. Forward+backward runs in
 training mode on 3 synthetic boxes + bit masks per image and back-propagates the sum of
@@ -144,10 +146,21 @@ def cases(args: argparse.Namespace) -> Iterator[Case]:
         with torch.no_grad():
             return tv(tv_inputs)
 
-    n_ours = [len(r["instances"]) for r in ours_inference()]
-    n_tv = [len(r["boxes"]) for r in tv_inference()]
-    print(f"  detections per image: ours {n_ours}, torchvision {n_tv}", flush=True)
-    yield Case("inference, 2x3x512x512", ours_inference, tv_inference, "torchvision")
+    for thresh in (0.0, 0.05):
+        ours.roi_heads.box_predictor.test_score_thresh = thresh
+        tv.roi_heads.score_thresh = thresh
+        n_ours = [len(r["instances"]) for r in ours_inference()]
+        n_tv = [len(r["boxes"]) for r in tv_inference()]
+        print(
+            f"  score threshold {thresh}: detections per image: ours {n_ours}, torchvision {n_tv}",
+            flush=True,
+        )
+        yield Case(
+            f"inference, 2x3x512x512, score threshold {thresh}",
+            ours_inference,
+            tv_inference,
+            "torchvision",
+        )
 
     targets = synthetic_targets(gen)
     ours_train_inputs = []
