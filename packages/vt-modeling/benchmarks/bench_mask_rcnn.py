@@ -8,8 +8,8 @@ training), a 2-fc box head on 7x7 ROIAlign features, a 4-conv mask head on 14x14
 features, 91 class logits. Random-weight detectors score every class about equally, so
 both keep all detections (score threshold 0) up to 100 per image: the mask head and
 the mask pasting then see the same count on both sides (printed before the table). A
-second inference case uses the usual 0.05 threshold, which random weights (class scores
-near 1/91) leave with almost no detections: it measures the rest of the pipeline.
+second inference case uses detectron2's default threshold, 0.05 (its detection counts
+are printed too).
 
 Inference runs in eval mode under ``torch.no_grad()``. Forward+backward runs in
 training mode on 3 synthetic boxes + bit masks per image and back-propagates the sum of
