@@ -233,6 +233,33 @@ def test_bitmasks_crop_and_resize():
         PolygonMasks(polys).crop_and_resize(torch.zeros(8, 5), 28)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    picks=st.lists(st.integers(0, 100), min_size=0, max_size=12),
+    keep=st.lists(st.booleans(), min_size=12, max_size=12),
+    seed=st.integers(0, 2**16),
+)
+def test_bitmasks_selection_by_index_equals_the_gathered_tensor(n, picks, keep, seed):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, 20, 24, generator=g) > 0.5
+    index = torch.tensor([p % (2 * n) - n for p in picks], dtype=torch.long)  # in [-n, n)
+    expected = t[index]
+    selected = BitMasks(t)[index]
+    assert len(selected) == len(expected) and selected.image_size == (20, 24)
+    mask = torch.tensor(keep[: len(index)], dtype=torch.bool)
+    boxes = torch.rand(int(mask.sum()), 4, generator=g) * 12
+    boxes[:, 2:] += boxes[:, :2] + 1
+    # crop_and_resize reads the deferred selection without gathering it
+    assert torch.equal(
+        selected[mask].crop_and_resize(boxes, 7), BitMasks(expected[mask]).crop_and_resize(boxes, 7)
+    )
+    assert torch.equal(selected[mask].tensor, expected[mask])
+    assert torch.equal(selected.tensor, expected)
+    with pytest.raises(IndexError):
+        BitMasks(t)[torch.tensor([n])]
+
+
 # ---------------------------------------------------------------- BitMasks
 
 

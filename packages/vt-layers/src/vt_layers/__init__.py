@@ -30,6 +30,7 @@ from vt_layers.wrappers import (
     ConvTranspose2d,
     Linear,
     cat,
+    cpu_channels_last,
     cross_entropy,
     empty_input_loss_func_wrapper,
     interpolate,
@@ -76,6 +77,7 @@ __all__ = [
     "paste_mask_in_image_old",
     # helpers
     "cat",
+    "cpu_channels_last",
     "cross_entropy",
     "empty_input_loss_func_wrapper",
     "interpolate",

@@ -56,12 +56,20 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features) - eps)
         self.register_buffer("num_batches_tracked", None, persistent=False)
 
+    def scale_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel affine transform this layer computes, ``x * scale + bias``.
+
+        Returns:
+            Tensor[C]: scale; Tensor[C]: bias.
+        """
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        return scale, self.bias - self.running_mean * scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad:
             # F.batch_norm's backward would also compute the gradients of weight and bias
             # (extra memory); the folded affine transform does not.
-            scale = self.weight * (self.running_var + self.eps).rsqrt()
-            bias = self.bias - self.running_mean * scale
+            scale, bias = self.scale_and_bias()
             scale = scale.reshape(1, -1, 1, 1)
             bias = bias.reshape(1, -1, 1, 1)
             out_dtype = x.dtype  # may be half

@@ -19,6 +19,7 @@ __all__ = [
     "ConvTranspose2d",
     "Linear",
     "cat",
+    "cpu_channels_last",
     "cross_entropy",
     "empty_input_loss_func_wrapper",
     "interpolate",
@@ -105,7 +106,8 @@ class Conv2d(nn.Conv2d):
 
     Args:
         *args: as ``torch.nn.Conv2d``.
-        norm (nn.Module, optional): a normalization layer, applied after the convolution.
+        norm (nn.Module, optional): a normalization layer, applied after the convolution
+            (a frozen one, with ``scale_and_bias()``, is folded into the convolution).
         activation (callable(Tensor) -> Tensor, optional): an activation function, applied
             after ``norm``.
         **kwargs: as ``torch.nn.Conv2d``.
@@ -131,9 +133,19 @@ class Conv2d(nn.Conv2d):
             and x.numel() == 0
         ):
             raise ValueError("Conv2d: torch.nn.SyncBatchNorm does not support empty inputs")
-        x = self._conv_forward(x, self.weight, self.bias)
-        if self.norm is not None:
-            x = self.norm(x)
+        norm = self.norm
+        # A frozen norm is an affine transform: fold it into the convolution's weight
+        # and bias (one pass over the output instead of two).
+        scale_and_bias = getattr(norm, "scale_and_bias", None)
+        if scale_and_bias is not None and not torch.jit.is_scripting():
+            scale, shift = scale_and_bias()
+            weight = self.weight * scale.to(self.weight.dtype).reshape(-1, 1, 1, 1)
+            bias = shift if self.bias is None else self.bias * scale + shift
+            x = self._conv_forward(x, weight, bias.to(self.weight.dtype))
+        else:
+            x = self._conv_forward(x, self.weight, self.bias)
+            if norm is not None:
+                x = norm(x)
         if self.activation is not None:
             x = self.activation(x)
         return x
@@ -154,6 +166,21 @@ def nonzero_tuple(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 @torch.jit.script_if_tracing
+def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory format when it is a 4-D CPU tensor, else unchanged.
+
+    The CPU (oneDNN) convolutions run on channels-last activations without converting
+    their layout at every call, and the layout carries over from layer to layer; the
+    values are the same.
+
+    Args:
+        x (Tensor): a feature map (N, C, H, W) or any tensor.
+    """
+    if x.dim() == 4 and x.device.type == "cpu":
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def move_device_like(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Move ``src`` to the device of ``dst``; traceable (the device is not baked into the graph).
 

@@ -225,13 +225,20 @@ def paste_masks_in_image(
     return img_masks
 
 
-def _roi_align_masks(masks: torch.Tensor, boxes: torch.Tensor, mask_size: int) -> torch.Tensor:
-    """roi_align(aligned=True, adaptive sampling) of mask i inside box i: N x M x M float32.
+def _roi_align_masks(
+    masks: torch.Tensor,
+    boxes: torch.Tensor,
+    mask_size: int,
+    index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """roi_align(aligned=True, adaptive sampling) of mask ``index[i]`` (default i) inside
+    box i: N x M x M float32.
 
-    ``masks`` (N x H x W) may be bool; ``boxes`` is float32 on the masks' device.
+    ``masks`` (K x H x W) may be bool; ``boxes`` is float32 on the masks' device.
     """
-    index = torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None]
-    rois = torch.cat([index, boxes], dim=1)
+    if index is None:
+        index = torch.arange(len(boxes), device=boxes.device)
+    rois = torch.cat([index.to(boxes.dtype)[:, None], boxes], dim=1)
     out = vt_ops.roi_align(
         masks[:, None].to(torch.float32),
         rois,
@@ -264,20 +271,51 @@ class BitMasks:
         if tensor.dim() != 3:
             raise ValueError(f"tensor: expected shape (N, H, W), got {tuple(tensor.shape)}")
         self.image_size = tuple(tensor.shape[1:])
+        # Selection by an index tensor is deferred: ``_source[_index]`` is gathered on the
+        # first use of ``tensor``, and crop_and_resize reads ``_source`` directly (R-CNN
+        # training selects the ground-truth mask of every sampled region, mostly the
+        # same few masks).
+        self._source: torch.Tensor | None = None
+        self._index: torch.Tensor | None = None
         self.tensor = tensor
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        if self._tensor is None:
+            self._tensor = self._source[self._index]
+            self._source = self._index = None
+        return self._tensor
+
+    @tensor.setter
+    def tensor(self, value: torch.Tensor) -> None:
+        self._tensor = value
+        self._source = self._index = None
+
+    @classmethod
+    def _gathered(cls, source: torch.Tensor, index: torch.Tensor) -> BitMasks:
+        masks = cls.__new__(cls)
+        masks.image_size = tuple(source.shape[1:])
+        masks._tensor, masks._source, masks._index = None, source, index
+        return masks
 
     def to(self, *args: Any, **kwargs: Any) -> BitMasks:
         return BitMasks(self.tensor.to(*args, **kwargs))
 
     @property
     def device(self) -> torch.device:
-        return self.tensor.device
+        return (self._tensor if self._tensor is not None else self._source).device
 
     def __getitem__(self, item: Any) -> BitMasks:
         """Masks selected by an int (a BitMasks of one mask), slice, bool mask or index tensor."""
         check_index(item, len(self), "BitMasks")
         if isinstance(item, int):
             return BitMasks(self.tensor[item].unsqueeze(0))
+        if isinstance(item, torch.Tensor) and item.dim() == 1:
+            if self._tensor is None:
+                return BitMasks._gathered(self._source, self._index[item])
+            # torch's indexing checks and normalises the positions (bool, negative).
+            positions = torch.arange(len(self), device=self._tensor.device)[item]
+            return BitMasks._gathered(self._tensor, positions)
         m = self.tensor[item]
         if m.dim() != 3:
             raise ValueError(
@@ -289,10 +327,10 @@ class BitMasks:
         yield from self.tensor
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(num_instances={len(self.tensor)})"
+        return f"{self.__class__.__name__}(num_instances={len(self)})"
 
     def __len__(self) -> int:
-        return self.tensor.shape[0]
+        return len(self._index) if self._tensor is None else self._tensor.shape[0]
 
     def nonempty(self) -> torch.Tensor:
         """Tensor[N] (bool): masks with at least one pixel set."""
@@ -335,7 +373,9 @@ class BitMasks:
         if len(boxes) == 0:
             return torch.zeros(0, mask_size, mask_size, dtype=torch.bool, device=self.device)
         boxes = boxes.to(device=self.device, dtype=torch.float32)
-        return _roi_align_masks(self.tensor, boxes, mask_size) >= 0.5
+        if self._tensor is None:
+            return _roi_align_masks(self._source, boxes, mask_size, self._index) >= 0.5
+        return _roi_align_masks(self._tensor, boxes, mask_size) >= 0.5
 
     def get_bounding_boxes(self) -> Boxes:
         """Boxes around every mask: (x_min, y_min, x_max + 1, y_max + 1); zeros when empty."""

@@ -16,6 +16,7 @@ from vt_layers import (
     ModulatedDeformConv,
     ShapeSpec,
     c2_msra_fill,
+    cpu_channels_last,
     get_norm,
 )
 from vt_modeling.backbone.backbone import Backbone
@@ -343,7 +344,7 @@ class ResNet(Backbone):
         if x.dim() != 4:
             raise ValueError(f"ResNet takes an input of shape (N, C, H, W), got {tuple(x.shape)}")
         outputs = {}
-        x = self.stem(x)
+        x = self.stem(cpu_channels_last(x))
         if "stem" in self._out_features:
             outputs["stem"] = x
         for name, stage in zip(self.stage_names, self.stages):

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vt_layers import Conv2d, ConvTranspose2d, ShapeSpec, c2_msra_fill, get_norm
+from vt_layers import (
+    Conv2d,
+    ConvTranspose2d,
+    ShapeSpec,
+    c2_msra_fill,
+    cpu_channels_last,
+    get_norm,
+)
 from vt_modeling.config import configurable
 from vt_modeling.registries import ROI_MASK_HEAD_REGISTRY
 from vt_modeling.utils.events import EventStorage, get_event_storage, try_get_event_storage
@@ -229,7 +236,34 @@ class MaskRCNNConvUpsampleHead(BaseMaskRCNNHead, nn.Sequential):
         )
         return ret
 
-    def layers(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, instances: list[Instances]
+    ) -> dict[str, torch.Tensor] | list[Instances]:
+        if (
+            self.training
+            or self.predictor.out_channels == 1
+            or type(self).layers is not MaskRCNNConvUpsampleHead.layers
+        ):
+            return super().forward(x, instances)
+        # Inference reads one class per region: predict only that class's mask logits
+        # (the 1x1 predictor on each region's own class) instead of all of them.
+        x = self._features(x)
+        classes = torch.cat([i.pred_classes for i in instances]).to(x.device)
+        weight = self.predictor.weight[classes, :, 0, 0]
+        logits = torch.einsum("nchw,nc->nhw", x, weight)
+        if self.predictor.bias is not None:
+            logits = logits + self.predictor.bias[classes, None, None]
+        mask_rcnn_inference(logits[:, None], instances)
+        return instances
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers before the predictor."""
+        x = cpu_channels_last(x)
         for layer in self:
+            if layer is self.predictor:
+                break
             x = layer(x)
         return x
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self._features(x))
