@@ -21,7 +21,6 @@ from vt_modeling.meta_arch.rcnn import GeneralizedRCNN
 from vt_modeling.meta_arch.retinanet import RetinaNet
 from vt_modeling.proposal_generator.proposal_utils import rpn_candidates
 from vt_modeling.roi_heads.fast_rcnn import fast_rcnn_candidates
-from vt_modeling.roi_heads.mask_head import mask_rcnn_inference
 from vt_modeling.roi_heads.roi_heads import StandardROIHeads
 from vt_structures import Boxes, Instances
 
@@ -224,8 +223,10 @@ class ExportableDetector(nn.Module):
         mask_features = heads.mask_pooler(
             [features[f] for f in heads.mask_in_features], [Boxes(det_boxes)]
         )
-        detections = Instances(image_size, pred_classes=det_classes)
-        mask_rcnn_inference(heads.mask_head.layers(mask_features), [detections])
+        # The mask head's own inference (it may predict only each region's class).
+        [detections] = heads.mask_head(
+            mask_features, [Instances(image_size, pred_classes=det_classes)]
+        )
         masks = _masked(detections.pred_masks[:, 0], keep_valid)
         return det_boxes, det_scores, det_classes, masks, num_valid
 
