@@ -561,15 +561,16 @@ def test_overfit_one_image_finds_the_rotated_objects():
     model.train()
     data = [training_input()]
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    first = None
+    history = []
     for _ in range(120):
         losses = model(data)
         total = sum(losses.values())
-        first = first if first is not None else total.item()
+        history.append(total.item())
         opt.zero_grad()
         total.backward()
         opt.step()
-    assert total.item() < 0.6 * first
+    # the last iterations on average (one iteration's sampled loss is noisy)
+    assert sum(history[-10:]) / 10 < 0.6 * history[0]
     model.eval()
     with torch.no_grad():
         (out,) = model([{"image": data[0]["image"]}])
