@@ -25,20 +25,35 @@ from vt_engine import (
     load_coco_json,
     load_sem_seg,
     merge_to_panoptic,
+    panoptic_stuff_label_map,
     read_sem_seg,
 )
 from vt_engine.configs import config_path
 from vt_engine.configs._common import shapes_dataset
 from vt_metrics import CocoMetric
+from vt_modeling import PanopticFPN
 from vt_structures import Boxes, BoxMode, Instances
 from vt_structures.transforms import RandomFlip, ResizeShortestEdge
 
-NEW_CONFIGS = ["retinanet_shapes", "fcos_shapes", "sem_seg_fpn_shapes", "keypoint_rcnn_shapes"]
+NEW_CONFIGS = [
+    "retinanet_shapes",
+    "fcos_shapes",
+    "sem_seg_fpn_shapes",
+    "keypoint_rcnn_shapes",
+    "panoptic_fpn_shapes",
+]
 EXPECTED_METRICS = {
     "retinanet_shapes": ["coco/bbox_mAP", "coco/bbox_mAP_50"],
     "fcos_shapes": ["coco/bbox_mAP", "coco/bbox_mAP_50"],
     "sem_seg_fpn_shapes": ["mIoU", "mAcc", "aAcc"],
     "keypoint_rcnn_shapes": ["coco/bbox_mAP", "coco/keypoints_AP", "coco/keypoints_AP50"],
+    "panoptic_fpn_shapes": [
+        "coco/bbox_mAP",
+        "coco/bbox_mAP_50",
+        "coco/segm_mAP",
+        "coco/segm_mAP_50",
+        "mIoU",
+    ],
 }
 
 
@@ -62,9 +77,16 @@ def test_config_loads_and_builds_its_model(tiny_shapes, name):
     assert cfg["work_dir"].endswith(name)
     batch = next(iter(cfg["train_dataloader"]))
     assert batch[0]["image"].shape[0] == 3
-    if name == "sem_seg_fpn_shapes":
+    if name in ("sem_seg_fpn_shapes", "panoptic_fpn_shapes"):
         assert batch[0]["sem_seg"].shape == batch[0]["image"].shape[1:]
-    else:
+    if name == "panoptic_fpn_shapes":
+        assert isinstance(model.model, PanopticFPN)
+        assert model.model.sem_seg_head.predictor.out_channels == 3  # things, wall, floor
+        # stuff targets: 0 (things), 1 (wall), 2 (floor); every image has wall and floor
+        for sample in batch:
+            assert set(sample["sem_seg"].unique().tolist()) <= {0, 1, 2}
+            assert sample["instances"].has("gt_masks")
+    if name != "sem_seg_fpn_shapes":
         assert all(len(b["instances"]) > 0 or "instances" in b for b in batch)
 
 
@@ -96,6 +118,8 @@ def test_config_trains_evaluates_and_reloads(tiny_shapes, tmp_path, name, capsys
         assert key in metrics and math.isfinite(metrics[key]), (key, metrics)
     if name == "sem_seg_fpn_shapes":
         assert 0 <= metrics["aAcc"] <= 100
+    if name == "panoptic_fpn_shapes":
+        assert all("loss_sem_seg" in losses and "loss_mask" in losses for losses in record.losses)
 
     # vt-eval on the saved checkpoint gives the same numbers
     checkpoint = find_latest_checkpoint(cfg["work_dir"])
@@ -359,3 +383,69 @@ def test_merge_to_panoptic_adds_the_semantic_maps(tmp_path):
     assert merged["image_id"] == 2 and "sem_seg_file_name" not in dets[0]
     with pytest.raises(ValueError, match="no entry"):
         merge_to_panoptic([{"file_name": "c.png"}], sem)
+
+
+# ----------------------------------------------------------------------------- panoptic
+
+
+def test_panoptic_stuff_label_map_on_a_hand_built_case(labelled_image):
+    # label map classes: 0 wall, 1 floor, 2..5 the shapes
+    classes = ["wall", "floor", "circle", "rectangle", "triangle", "star"]
+    table = panoptic_stuff_label_map(classes, ["wall", "floor"])
+    assert table.shape == (256,) and table.dtype == np.int64
+    assert table[:6].tolist() == [1, 2, 0, 0, 0, 0] and (table[6:] == 255).all()
+    # the stuff order sets the targets; a class neither stuff nor thing cannot exist
+    assert panoptic_stuff_label_map(classes, ["floor"], ignore_value=-1)[:3].tolist() == [0, 1, 0]
+    record, labels = labelled_image
+    labels = labels.copy()
+    labels[0, 0] = 255  # an ignored pixel stays ignored
+    _write_png(record["sem_seg_file_name"], labels)
+    mapper = DetectionDatasetMapper(False, augmentations=[RandomFlip(1.0)], sem_seg_label_map=table)
+    out = mapper(record)
+    expected = np.array(
+        [[255, 1, 2, 2, 0, 0], [1, 0, 2, 2, 0, 0], [0, 0, 0, 2, 0, 0], [0, 0, 0, 1, 1, 0]]
+    )[:, ::-1]
+    np.testing.assert_array_equal(out["sem_seg"].numpy(), expected)
+    for bad, match in [
+        (dict(stuff_classes=["sky"]), "stuff_classes"),
+        (dict(stuff_classes=[]), "stuff_classes"),
+        (dict(stuff_classes=["wall", "wall"]), "distinct"),
+        (dict(stuff_classes=["wall"], ignore_value=1), "ignore_value"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            panoptic_stuff_label_map(classes, **bad)
+    with pytest.raises(ValueError, match="not all in the table of 2 labels"):
+        DetectionDatasetMapper(False, augmentations=[], sem_seg_label_map=[0, 1])(record)
+    with pytest.raises(ValueError, match="sem_seg_label_map"):
+        DetectionDatasetMapper(False, augmentations=[], sem_seg_label_map=[[0, 1]])
+
+
+def test_prediction_samples_of_a_panoptic_output(labelled_image):
+    """A Panoptic FPN output feeds COCO (its instances) and IoU (its semantic logits, the
+    ground truth relabelled as in training) and keeps its panoptic map."""
+    record, labels = labelled_image
+    table = panoptic_stuff_label_map(
+        ["wall", "floor", "circle", "rectangle", "triangle", "star"], ["wall", "floor"]
+    )
+    inst = Instances((4, 6))
+    inst.pred_boxes = Boxes(torch.tensor([[0.0, 0.0, 2.0, 2.0]]))
+    inst.scores = torch.tensor([0.9])
+    inst.pred_classes = torch.tensor([2])
+    inst.pred_masks = torch.zeros(1, 4, 6, dtype=torch.bool)
+    logits = torch.zeros(3, 4, 6)
+    logits[2] = 1.0  # floor everywhere
+    panoptic = torch.full((4, 6), 2, dtype=torch.int32)
+    segments_info = [{"id": 2, "isthing": False, "category_id": 2, "area": 24}]
+    out = {"instances": inst, "sem_seg": logits, "panoptic_seg": (panoptic, segments_info)}
+    model = DetectionModel(_Fixed([out])).eval()
+    for augmentations in ([], [ResizeShortestEdge(8)]):  # same size, or from the file
+        mapper = DetectionDatasetMapper(False, augmentations=augmentations, sem_seg_label_map=table)
+        inp = {**mapper(record), "image_id": 7}
+        (sample,) = model(**model.data_preprocessor([inp]), mode="predict")
+        assert sample["img_id"] == 7
+        torch.testing.assert_close(sample["pred_instances"]["labels"], torch.tensor([2]))
+        assert sample["pred_instances"]["masks"].shape == (1, 4, 6)
+        np.testing.assert_array_equal(sample["pred_sem_seg"]["data"].numpy(), np.full((1, 4, 6), 2))
+        np.testing.assert_array_equal(sample["gt_sem_seg"]["data"].numpy(), table[labels][None])
+        torch.testing.assert_close(sample["pred_panoptic_seg"]["data"], panoptic[None])
+        assert sample["pred_panoptic_seg"]["segments_info"] == segments_info

@@ -32,6 +32,7 @@ from vt_engine.datasets import (
     load_coco_panoptic_json,
     load_sem_seg,
     merge_to_panoptic,
+    panoptic_stuff_label_map,
     register_coco_instances,
 )
 from vt_engine.detection import (
@@ -199,6 +200,7 @@ __all__ = [
     "load_coco_panoptic_json",
     "load_sem_seg",
     "merge_to_panoptic",
+    "panoptic_stuff_label_map",
     "register_coco_instances",
     # distributed
     "init_dist",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 from tqdm.auto import tqdm
@@ -34,6 +35,7 @@ __all__ = [
     "load_coco_panoptic_json",
     "load_sem_seg",
     "merge_to_panoptic",
+    "panoptic_stuff_label_map",
     "register_coco_instances",
     "RepeatFactorTrainingSampler",
     "AspectRatioGroupedDataset",
@@ -448,6 +450,43 @@ def merge_to_panoptic(detection_dicts: Sequence[dict], sem_seg_dicts: Sequence[d
             raise ValueError(f"sem_seg_dicts: no entry for {det['file_name']}")
         merged.append({**det, **by_file[det["file_name"]]})
     return merged
+
+
+def panoptic_stuff_label_map(
+    classes: Sequence[str], stuff_classes: Sequence[str], ignore_value: int = 255
+) -> np.ndarray:
+    """The lookup table from a semantic label map over ``classes`` (label ``i`` is
+    ``classes[i]``) to Panoptic FPN's semantic targets, detectron2's "panoptic_stuff"
+    labels: 0 for every thing, ``1 + j`` for ``stuff_classes[j]``, ``ignore_value`` for
+    values that name no class (e.g. an ignore value already in the map).
+
+    Args:
+        classes (list[str]): the classes of the label map, in label order.
+        stuff_classes (list[str]): the stuff classes among them, in the order of the
+            semantic head's classes 1, 2, ...; the others are things.
+        ignore_value (int): the target of the labels that name no class.
+
+    Returns:
+        ndarray[L] of int64: ``table[label]`` is the target of ``label``, for every
+        ``label < L = max(256, len(classes))``; pass it as ``sem_seg_label_map`` to
+        :class:`~vt_engine.DetectionDatasetMapper`.
+    """
+    classes, stuff_classes = list(classes), list(stuff_classes)
+    for name, names in (("classes", classes), ("stuff_classes", stuff_classes)):
+        if len(set(names)) != len(names):
+            raise ValueError(f"{name}: expected distinct names, got {names}")
+    missing = [s for s in stuff_classes if s not in classes]
+    if missing or not stuff_classes:
+        raise ValueError(f"stuff_classes: expected some of classes {classes}, got {stuff_classes}")
+    if 0 <= ignore_value <= len(stuff_classes):
+        raise ValueError(
+            f"ignore_value: expected a value outside the targets 0..{len(stuff_classes)}, "
+            f"got {ignore_value}"
+        )
+    table = np.full(max(256, len(classes)), ignore_value, dtype=np.int64)
+    for label, name in enumerate(classes):
+        table[label] = 1 + stuff_classes.index(name) if name in stuff_classes else 0
+    return table
 
 
 def register_coco_instances(

@@ -152,12 +152,25 @@ def read_sem_seg(file_name: str | os.PathLike[str]) -> np.ndarray:
         return np.asarray(img)
 
 
+def _relabel_sem_seg(
+    sem_seg: np.ndarray, label_map: np.ndarray, file_name: str | os.PathLike[str]
+) -> np.ndarray:
+    """``label_map[sem_seg]``; a label beyond the table raises a ValueError naming the file."""
+    if sem_seg.size and not 0 <= int(sem_seg.min()) <= int(sem_seg.max()) < len(label_map):
+        raise ValueError(
+            f"sem_seg_label_map: the labels {int(sem_seg.min())}..{int(sem_seg.max())} of "
+            f"{file_name} are not all in the table of {len(label_map)} labels"
+        )
+    return label_map[sem_seg]
+
+
 class DetectionDatasetMapper:
     """Map a dataset dict (detectron2's format) to a model input: read the image,
     augment it, and turn its annotations into ``Instances`` (detectron2's ``DatasetMapper``).
 
     A dict with a ``sem_seg_file_name`` (semantic segmentation, or panoptic FPN's
-    semantic branch) also gets its label map, resized and flipped with the image.
+    semantic branch) also gets its label map, resized and flipped with the image, its
+    labels optionally relabelled through ``sem_seg_label_map``.
 
     Args:
         is_train: keep and transform the annotations (training); otherwise drop them.
@@ -168,6 +181,10 @@ class DetectionDatasetMapper:
         keypoint_flip_indices: for each keypoint, the index of its mirror (needed
             with flips when ``use_keypoint``), e.g. from :func:`keypoint_hflip_indices`.
         recompute_boxes: recompute boxes from the transformed masks.
+        sem_seg_label_map: a lookup table applied to the label map read from
+            "sem_seg_file_name" (``label -> table[label]``, every label below its
+            length), e.g. Panoptic FPN's stuff targets from
+            :func:`~vt_engine.panoptic_stuff_label_map`.
     """
 
     def __init__(
@@ -180,6 +197,7 @@ class DetectionDatasetMapper:
         use_keypoint: bool = False,
         keypoint_flip_indices: Sequence[int] | None = None,
         recompute_boxes: bool = False,
+        sem_seg_label_map: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if image_format not in ("RGB", "BGR"):
             raise ValueError(f"image_format: expected 'RGB' or 'BGR', got {image_format!r}")
@@ -192,13 +210,23 @@ class DetectionDatasetMapper:
         self.use_keypoint = use_keypoint
         self.keypoint_flip_indices = keypoint_flip_indices
         self.recompute_boxes = recompute_boxes
+        self.sem_seg_label_map = None
+        if sem_seg_label_map is not None:
+            table = np.asarray(sem_seg_label_map)
+            if table.ndim != 1 or table.size == 0 or table.dtype.kind not in "iu":
+                raise ValueError(
+                    "sem_seg_label_map: expected a non-empty 1-D table of integer labels, got "
+                    f"shape {table.shape} of {table.dtype}"
+                )
+            self.sem_seg_label_map = table.astype(np.int64)
 
     def __call__(self, dataset_dict: dict[str, Any]) -> dict[str, Any]:
         """
         Returns:
             dict: the input dict with "image" (uint8 Tensor[C, H, W]); "sem_seg" (int64
             Tensor[H, W], the label map of "sem_seg_file_name" under the same geometric
-            transforms as the image) when the dict names one; and, in training,
+            transforms as the image, relabelled by ``sem_seg_label_map``, which is then
+            also kept as "sem_seg_label_map") when the dict names one; and, in training,
             "instances" (annotations without crowd regions, empty boxes removed).
         """
         dataset_dict = copy.deepcopy(dataset_dict)
@@ -216,6 +244,11 @@ class DetectionDatasetMapper:
                     f"but the image is {image.shape[0]}x{image.shape[1]}: "
                     f"{dataset_dict['sem_seg_file_name']}"
                 )
+            if self.sem_seg_label_map is not None:
+                sem_seg = _relabel_sem_seg(
+                    sem_seg, self.sem_seg_label_map, dataset_dict["sem_seg_file_name"]
+                )
+                dataset_dict["sem_seg_label_map"] = self.sem_seg_label_map
         image, transforms = apply_augmentations(self.augmentations, np.ascontiguousarray(image))
         image_size = image.shape[:2]
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
@@ -306,17 +339,28 @@ def _prediction_sample(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, An
         gt = _sem_seg_ground_truth(inp, tuple(logits.shape[-2:]))
         if gt is not None:
             sample["gt_sem_seg"] = {"data": gt[None]}
+    panoptic = out.get("panoptic_seg")
+    if isinstance(panoptic, tuple):
+        segments, segments_info = panoptic
+        sample["pred_panoptic_seg"] = {
+            "data": segments.detach()[None].cpu(),
+            "segments_info": list(segments_info),
+        }
     return sample
 
 
 def _sem_seg_ground_truth(inp: dict[str, Any], size: tuple[int, int]) -> torch.Tensor | None:
     """The label map at the prediction's size: the mapped "sem_seg" when the test-time
-    transforms kept the size, else the original map of "sem_seg_file_name"."""
+    transforms kept the size, else the original map of "sem_seg_file_name" (relabelled
+    as the mapper relabelled "sem_seg")."""
     gt = inp.get("sem_seg")
     if isinstance(gt, torch.Tensor) and tuple(gt.shape[-2:]) == size:
         return gt.cpu()
     if "sem_seg_file_name" in inp:
-        gt = torch.as_tensor(read_sem_seg(inp["sem_seg_file_name"]).astype(np.int64))
+        labels = read_sem_seg(inp["sem_seg_file_name"])
+        if inp.get("sem_seg_label_map") is not None:
+            labels = _relabel_sem_seg(labels, inp["sem_seg_label_map"], inp["sem_seg_file_name"])
+        gt = torch.as_tensor(labels.astype(np.int64))
         if tuple(gt.shape) != size:
             raise ValueError(
                 f"sem_seg_file_name: the label map is {tuple(gt.shape)}, the prediction {size}"
@@ -341,7 +385,10 @@ class DetectionModel(BaseModel):
     :class:`vt_metrics.CocoMetric` and the visualizer read. A semantic segmentation
     output ("sem_seg" logits, Tensor[K, H, W]) adds "pred_sem_seg" (its argmax) and,
     when the input has a label map, "gt_sem_seg" (each ``{"data": Tensor[1, H, W]}``),
-    what :class:`vt_metrics.IoUMetric` reads.
+    what :class:`vt_metrics.IoUMetric` reads. A panoptic output (Panoptic FPN's
+    "panoptic_seg", with its "instances" and "sem_seg", which feed both metrics) adds
+    "pred_panoptic_seg": ``{"data": Tensor[1, H, W] of segment ids, "segments_info":
+    [...]}``.
 
     In "loss" mode the wrapped model runs inside ``event_storage`` when one is set (by
     :class:`~vt_engine.EventStorageHook`), so that it can report images and scalars
