@@ -1,15 +1,22 @@
 """Pieces the shipped shapes configs share: the embedded dataset, sized from the
-environment, and the CPU-sized ResNet they put under their FPN."""
+environment, the CPU-sized ResNet they put under their FPN, their data loaders and
+their training schedule."""
 
 from __future__ import annotations
 
 import itertools
 import os
+from typing import Any
 
+from torch.utils.data import DataLoader, Dataset
+
+from vt_engine.data import build_dataloader
+from vt_engine.detection import trivial_batch_collator
+from vt_engine.hooks import CheckpointHook, LoggerHook
 from vt_engine.synthetic_shapes import SyntheticShapes, synthetic_shapes
 from vt_modeling import BasicBlock, BasicStem, ResNet
 
-__all__ = ["shapes_dataset", "small_resnet"]
+__all__ = ["dataloaders", "shapes_dataset", "small_resnet", "training_schedule"]
 
 RESNET_CHANNELS = (16, 16, 32, 64, 128)  # stem, then res2..res5
 
@@ -39,3 +46,57 @@ def small_resnet(out_features: list[str], norm: str = "BN") -> ResNet:
         for i, (cin, cout) in enumerate(itertools.pairwise(RESNET_CHANNELS))
     ]
     return ResNet(BasicStem(3, RESNET_CHANNELS[0], norm=norm), stages, out_features=out_features)
+
+
+def dataloaders(train: Dataset, val: Dataset, batch_size: int = 4) -> tuple[DataLoader, DataLoader]:
+    """The training loader (infinite, shuffled, seeded) and the validation loader (in
+    order) of two datasets of mapped dataset dicts, batched as lists."""
+    train_loader = build_dataloader(
+        train, batch_size=batch_size, sampler="infinite", collate_fn=trivial_batch_collator, seed=0
+    )
+    val_loader = build_dataloader(
+        val,
+        batch_size=batch_size,
+        sampler="default",
+        shuffle=False,
+        collate_fn=trivial_batch_collator,
+        seed=0,
+    )
+    return train_loader, val_loader
+
+
+def training_schedule(
+    max_iters: int,
+    *,
+    lr: float = 0.02,
+    clip_grad: dict[str, Any] | None = None,
+    decay: str = "step",
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """``train_cfg``, ``optim_wrapper``, ``param_scheduler`` and ``default_hooks`` of an
+    iteration-based schedule: SGD (momentum 0.9, weight decay 1e-4) at ``lr`` after a
+    linear warm-up of 100 iterations, then either x0.1 at 75% and 90% of ``max_iters``
+    (``decay="step"``) or a polynomial decay (``"poly"``, power 0.9); one validation and
+    one checkpoint at the end."""
+    if decay == "step":
+        milestones = [int(max_iters * 0.75), int(max_iters * 0.9)]
+        main = dict(type="MultiStepLR", by_epoch=False, milestones=milestones, gamma=0.1)
+    elif decay == "poly":
+        main = dict(
+            type="PolyLR", eta_min=1e-4, power=0.9, by_epoch=False, begin=100, end=max_iters
+        )
+    else:
+        raise ValueError(f'decay: expected "step" or "poly", got {decay!r}')
+    optim_wrapper: dict[str, Any] = dict(
+        optimizer=dict(type="SGD", lr=lr, momentum=0.9, weight_decay=1e-4)
+    )
+    if clip_grad is not None:
+        optim_wrapper["clip_grad"] = clip_grad
+    return (
+        dict(by_epoch=False, max_iters=max_iters, val_interval=max_iters),
+        optim_wrapper,
+        [dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100), main],
+        dict(
+            logger=LoggerHook(interval=20),
+            checkpoint=CheckpointHook(interval=max_iters, by_epoch=False, max_keep_ckpts=1),
+        ),
+    )

@@ -9,16 +9,12 @@ and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
 import os
 
 from vt_engine import (
-    CheckpointHook,
     DetectionDatasetMapper,
     DetectionModel,
-    LoggerHook,
     MapDataset,
-    build_dataloader,
     load_coco_json,
-    trivial_batch_collator,
 )
-from vt_engine.configs._common import shapes_dataset, small_resnet
+from vt_engine.configs._common import dataloaders, shapes_dataset, small_resnet, training_schedule
 from vt_metrics import CocoMetric
 from vt_modeling import (
     FPN,
@@ -78,43 +74,17 @@ _train_records = load_coco_json(
     _data.instances_json("train"), _data.image_dir("train"), "shapes_train"
 )
 _val_records = load_coco_json(_data.instances_json("val"), _data.image_dir("val"), "shapes_val")
-train_dataloader = build_dataloader(
+train_dataloader, val_dataloader = dataloaders(
     MapDataset(
         _train_records,
         DetectionDatasetMapper(True, augmentations=[RandomFlip(0.5)], use_instance_mask=True),
     ),
-    batch_size=4,
-    sampler="infinite",
-    collate_fn=trivial_batch_collator,
-    seed=0,
-)
-val_dataloader = build_dataloader(
     MapDataset(_val_records, DetectionDatasetMapper(False, augmentations=[])),
-    batch_size=4,
-    sampler="default",
-    shuffle=False,
-    collate_fn=trivial_batch_collator,
-    seed=0,
 )
 val_evaluator = CocoMetric(
     ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True
 )
 
-_max_iters = 3000
-train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
-optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
-param_scheduler = [
-    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(
-        type="MultiStepLR",
-        by_epoch=False,
-        milestones=[int(_max_iters * 0.75), int(_max_iters * 0.9)],
-        gamma=0.1,
-    ),
-]
-default_hooks = dict(
-    logger=LoggerHook(interval=20),
-    checkpoint=CheckpointHook(interval=_max_iters, by_epoch=False, max_keep_ckpts=1),
-)
+train_cfg, optim_wrapper, param_scheduler, default_hooks = training_schedule(3000)
 randomness = dict(seed=0)
 work_dir = os.path.join("outputs", "mask_rcnn_shapes")

@@ -13,19 +13,15 @@ and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
 import os
 
 from vt_engine import (
-    CheckpointHook,
     DetectionDatasetMapper,
     DetectionModel,
-    LoggerHook,
     MapDataset,
-    build_dataloader,
     load_coco_json,
     load_sem_seg,
     merge_to_panoptic,
     panoptic_stuff_label_map,
-    trivial_batch_collator,
 )
-from vt_engine.configs._common import shapes_dataset, small_resnet
+from vt_engine.configs._common import dataloaders, shapes_dataset, small_resnet, training_schedule
 from vt_metrics import CocoMetric, IoUMetric
 from vt_modeling import (
     FPN,
@@ -110,7 +106,7 @@ def _records(split):
     )
 
 
-train_dataloader = build_dataloader(
+train_dataloader, val_dataloader = dataloaders(
     MapDataset(
         _records("train"),
         DetectionDatasetMapper(
@@ -120,43 +116,17 @@ train_dataloader = build_dataloader(
             sem_seg_label_map=_stuff_label_map,
         ),
     ),
-    batch_size=4,
-    sampler="infinite",
-    collate_fn=trivial_batch_collator,
-    seed=0,
-)
-val_dataloader = build_dataloader(
     MapDataset(
         _records("val"),
         DetectionDatasetMapper(False, augmentations=[], sem_seg_label_map=_stuff_label_map),
         metainfo={"classes": stuff_classes},  # the classes of the IoU metric
     ),
-    batch_size=4,
-    sampler="default",
-    shuffle=False,
-    collate_fn=trivial_batch_collator,
-    seed=0,
 )
 val_evaluator = [
     CocoMetric(ann_file=str(_data.instances_json("val")), metric=["bbox", "segm"], classwise=True),
     IoUMetric(ignore_index=_ignore_index, iou_metrics=["mIoU"]),
 ]
 
-_max_iters = 3000
-train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
-optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
-param_scheduler = [
-    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(
-        type="MultiStepLR",
-        by_epoch=False,
-        milestones=[int(_max_iters * 0.75), int(_max_iters * 0.9)],
-        gamma=0.1,
-    ),
-]
-default_hooks = dict(
-    logger=LoggerHook(interval=20),
-    checkpoint=CheckpointHook(interval=_max_iters, by_epoch=False, max_keep_ckpts=1),
-)
+train_cfg, optim_wrapper, param_scheduler, default_hooks = training_schedule(3000)
 randomness = dict(seed=0)
 work_dir = os.path.join("outputs", "panoptic_fpn_shapes")

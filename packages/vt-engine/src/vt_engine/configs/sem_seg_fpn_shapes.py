@@ -11,16 +11,12 @@ and the image size follow ``VT_SHAPES_NUM_TRAIN``, ``VT_SHAPES_NUM_VAL`` and
 import os
 
 from vt_engine import (
-    CheckpointHook,
     DetectionDatasetMapper,
     DetectionModel,
-    LoggerHook,
     MapDataset,
-    build_dataloader,
     load_sem_seg,
-    trivial_batch_collator,
 )
-from vt_engine.configs._common import shapes_dataset, small_resnet
+from vt_engine.configs._common import dataloaders, shapes_dataset, small_resnet, training_schedule
 from vt_metrics import IoUMetric
 from vt_modeling import FPN, OHEMPixelSampler, SemanticSegmentor, SemSegFPNHead
 from vt_structures.transforms import RandomFlip, ResizeShortestEdge
@@ -64,7 +60,7 @@ def _records(split):
 
 
 _size = _data.image_size
-train_dataloader = build_dataloader(
+train_dataloader, val_dataloader = dataloaders(
     MapDataset(
         _records("train"),
         # scale jitter: the label maps follow the image (nearest neighbour)
@@ -76,35 +72,14 @@ train_dataloader = build_dataloader(
             ],
         ),
     ),
-    batch_size=4,
-    sampler="infinite",
-    collate_fn=trivial_batch_collator,
-    seed=0,
-)
-val_dataloader = build_dataloader(
     MapDataset(
         _records("val"),
         DetectionDatasetMapper(False, augmentations=[]),
         metainfo={"classes": classes},
     ),
-    batch_size=4,
-    sampler="default",
-    shuffle=False,
-    collate_fn=trivial_batch_collator,
-    seed=0,
 )
 val_evaluator = IoUMetric(ignore_index=_ignore_index, iou_metrics=["mIoU"])
 
-_max_iters = 2000
-train_cfg = dict(by_epoch=False, max_iters=_max_iters, val_interval=_max_iters)
-optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=1e-4))
-param_scheduler = [
-    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type="PolyLR", eta_min=1e-4, power=0.9, by_epoch=False, begin=100, end=_max_iters),
-]
-default_hooks = dict(
-    logger=LoggerHook(interval=20),
-    checkpoint=CheckpointHook(interval=_max_iters, by_epoch=False, max_keep_ckpts=1),
-)
+train_cfg, optim_wrapper, param_scheduler, default_hooks = training_schedule(2000, decay="poly")
 randomness = dict(seed=0)
 work_dir = os.path.join("outputs", "sem_seg_fpn_shapes")
