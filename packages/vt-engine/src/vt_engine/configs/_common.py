@@ -14,9 +14,16 @@ from vt_engine.data import build_dataloader
 from vt_engine.detection import trivial_batch_collator
 from vt_engine.hooks import CheckpointHook, LoggerHook
 from vt_engine.synthetic_shapes import SyntheticShapes, synthetic_shapes
-from vt_modeling import BasicBlock, BasicStem, ResNet
+from vt_modeling import FPN, BasicBlock, BasicStem, CfgNode, LastLevelMaxPool, ResNet, get_cfg
 
-__all__ = ["dataloaders", "shapes_dataset", "small_resnet", "training_schedule"]
+__all__ = [
+    "dataloaders",
+    "rcnn_cfg",
+    "shapes_dataset",
+    "small_resnet",
+    "small_resnet_fpn",
+    "training_schedule",
+]
 
 RESNET_CHANNELS = (16, 16, 32, 64, 128)  # stem, then res2..res5
 
@@ -46,6 +53,39 @@ def small_resnet(out_features: list[str], norm: str = "BN") -> ResNet:
         for i, (cin, cout) in enumerate(itertools.pairwise(RESNET_CHANNELS))
     ]
     return ResNet(BasicStem(3, RESNET_CHANNELS[0], norm=norm), stages, out_features=out_features)
+
+
+def small_resnet_fpn() -> FPN:
+    """:func:`small_resnet` under an FPN of 32 channels, P2 to P6 (strides 4 to 64)."""
+    return FPN(
+        small_resnet(out_features=["res2", "res3", "res4", "res5"]),
+        in_features=["res2", "res3", "res4", "res5"],
+        out_channels=32,
+        top_block=LastLevelMaxPool(),
+    )
+
+
+def rcnn_cfg(num_classes: int) -> CfgNode:
+    """detectron2 config keys of the R-CNN heads on :func:`small_resnet_fpn` for
+    ``num_classes`` categories: an RPN on P2 to P6 with one anchor size per level, a
+    two-fc box head on P2 to P5, and proposal budgets sized for small images."""
+    cfg = get_cfg()
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128], [256]]
+    cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 1000
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 500
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 200
+    cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
+    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
+    cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+    cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
+    cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
+    return cfg
 
 
 def dataloaders(train: Dataset, val: Dataset, batch_size: int = 4) -> tuple[DataLoader, DataLoader]:

@@ -19,15 +19,18 @@ from vt_engine import (
     keypoint_hflip_indices,
     load_coco_json,
 )
-from vt_engine.configs._common import dataloaders, shapes_dataset, small_resnet, training_schedule
+from vt_engine.configs._common import (
+    dataloaders,
+    rcnn_cfg,
+    shapes_dataset,
+    small_resnet_fpn,
+    training_schedule,
+)
 from vt_metrics import CocoMetric
 from vt_modeling import (
-    FPN,
     GeneralizedRCNN,
-    LastLevelMaxPool,
     build_proposal_generator,
     build_roi_heads,
-    get_cfg,
 )
 from vt_structures.transforms import RandomFlip
 
@@ -39,23 +42,8 @@ keypoint_flip_map = [list(pair) for pair in _data.keypoint_flip_map]
 # OKS falloff per keypoint: about the mean of COCO's (0.025 for eyes to 0.107 for hips).
 kpt_oks_sigmas = [0.07, 0.07, 0.07]
 
-_cfg = get_cfg()
+_cfg = rcnn_cfg(len(classes))
 _cfg.MODEL.KEYPOINT_ON = True
-_cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128], [256]]
-_cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
-_cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 1000
-_cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 500
-_cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
-_cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 200
-_cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
-_cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
-_cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-_cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
-_cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
-_cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
-_cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
-_cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
-_cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
 _cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = len(keypoint_names)
 _cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (64, 64, 64, 64)
 # 7x7 features give 28x28 heatmaps: about a cell per pixel for these 15-50 px shapes
@@ -63,12 +51,7 @@ _cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (64, 64, 64, 64)
 _cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION = 7
 _cfg.TEST.DETECTIONS_PER_IMAGE = 20
 
-_backbone = FPN(
-    small_resnet(out_features=["res2", "res3", "res4", "res5"]),
-    in_features=["res2", "res3", "res4", "res5"],
-    out_channels=32,
-    top_block=LastLevelMaxPool(),
-)
+_backbone = small_resnet_fpn()
 model = DetectionModel(
     GeneralizedRCNN(
         backbone=_backbone,

@@ -14,15 +14,18 @@ from vt_engine import (
     MapDataset,
     load_coco_json,
 )
-from vt_engine.configs._common import dataloaders, shapes_dataset, small_resnet, training_schedule
+from vt_engine.configs._common import (
+    dataloaders,
+    rcnn_cfg,
+    shapes_dataset,
+    small_resnet_fpn,
+    training_schedule,
+)
 from vt_metrics import CocoMetric
 from vt_modeling import (
-    FPN,
     GeneralizedRCNN,
-    LastLevelMaxPool,
     build_proposal_generator,
     build_roi_heads,
-    get_cfg,
 )
 from vt_structures.transforms import RandomFlip
 
@@ -30,35 +33,15 @@ _data = shapes_dataset()
 classes = list(_data.thing_classes)
 
 # Heads from detectron2's config keys; the backbone is built explicitly below.
-_cfg = get_cfg()
+_cfg = rcnn_cfg(len(classes))
 _cfg.MODEL.MASK_ON = True
-_cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128], [256]]
-_cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
-_cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 1000
-_cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 500
-_cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
-_cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 200
-_cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
-_cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
-_cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-_cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
-_cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
-_cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
-_cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
-_cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
-_cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
 _cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 2
 _cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 32
 _cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
 _cfg.TEST.DETECTIONS_PER_IMAGE = 50
 
 # A ResNet of one BasicBlock per stage, 16 to 128 channels: small enough for CPU training.
-_backbone = FPN(
-    small_resnet(out_features=["res2", "res3", "res4", "res5"]),
-    in_features=["res2", "res3", "res4", "res5"],
-    out_channels=32,
-    top_block=LastLevelMaxPool(),
-)
+_backbone = small_resnet_fpn()
 model = DetectionModel(
     GeneralizedRCNN(
         backbone=_backbone,
