@@ -1,4 +1,8 @@
-"""Tiny detectors shared by the compile and export tests."""
+"""Fixtures shared by the vt-modeling tests: tiny detectors for the compile and export
+tests; the test toys module (vt_modeling_toys.py) on sys.path."""
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +68,7 @@ def tiny_dense_detector(request):
     cfg.MODEL.FCOS.SCORE_THRESH_TEST = 0.05
     torch.manual_seed(0)
     return build_model(cfg).eval()
+
+
+# the shared test toys (vt_modeling_toys.py) must be importable by name
+sys.path.insert(0, str(Path(__file__).parent))

@@ -1,20 +1,12 @@
-import itertools
-
 import pytest
 import torch
+from vt_modeling_toys import tiny_rcnn, tiny_resnet_fpn
 
 from vt_modeling import (
-    FPN,
-    BasicBlock,
-    BasicStem,
     CascadeROIHeads,
     DatasetMapperTTA,
-    GeneralizedRCNN,
     GeneralizedRCNNWithTTA,
-    LastLevelMaxPool,
-    ResNet,
     StandardROIHeads,
-    build_proposal_generator,
     build_roi_heads,
     get_cfg,
 )
@@ -50,38 +42,6 @@ def cascade_cfg():
     return cfg
 
 
-def tiny_backbone():
-    """A 4-stage, one-block-per-stage ResNet of 16-128 channels with a 32-channel FPN."""
-    channels = [16, 16, 32, 64, 128]
-    stages = [
-        ResNet.make_stage(
-            BasicBlock,
-            1,
-            in_channels=cin,
-            out_channels=cout,
-            stride_per_block=[1 if i == 0 else 2],
-            norm="BN",
-        )
-        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
-    ]
-    bottom_up = ResNet(
-        BasicStem(3, 16, norm="BN"), stages, out_features=["res2", "res3", "res4", "res5"]
-    )
-    return FPN(bottom_up, ["res2", "res3", "res4", "res5"], 32, top_block=LastLevelMaxPool())
-
-
-def tiny_model(cfg):
-    backbone = tiny_backbone()
-    shapes = backbone.output_shape()
-    return GeneralizedRCNN(
-        backbone=backbone,
-        proposal_generator=build_proposal_generator(cfg, shapes),
-        roi_heads=build_roi_heads(cfg, shapes),
-        pixel_mean=[128.0, 128.0, 128.0],
-        pixel_std=[64.0, 64.0, 64.0],
-    )
-
-
 BOXES = [[10.0, 12, 50, 60], [60, 20, 110, 80]]
 
 
@@ -102,12 +62,12 @@ def model():
     """A tiny Cascade Mask R-CNN with random weights, in eval mode, and its config."""
     torch.manual_seed(0)
     cfg = cascade_cfg()
-    return cfg, tiny_model(cfg).eval()
+    return cfg, tiny_rcnn(cfg).eval()
 
 
 def test_cascade_builds_from_config():
     cfg = cascade_cfg()
-    model = tiny_model(cfg)
+    model = tiny_rcnn(cfg)
     heads = model.roi_heads
     assert isinstance(heads, CascadeROIHeads)
     assert heads.num_cascade_stages == 3
@@ -121,7 +81,7 @@ def test_cascade_builds_from_config():
 
 
 def test_cascade_state_dict_names():
-    names = set(tiny_model(cascade_cfg()).state_dict())
+    names = set(tiny_rcnn(cascade_cfg()).state_dict())
     for k in range(3):
         assert f"roi_heads.box_head.{k}.fc1.weight" in names
         assert f"roi_heads.box_head.{k}.fc2.bias" in names
@@ -130,7 +90,7 @@ def test_cascade_state_dict_names():
     assert "roi_heads.mask_head.predictor.weight" in names
     assert not any(n.startswith("roi_heads.box_head.fc") for n in names)
     # Class-agnostic regression: 4 deltas per region.
-    model = tiny_model(cascade_cfg())
+    model = tiny_rcnn(cascade_cfg())
     assert model.roi_heads.box_predictor[2].bbox_pred.out_features == 4
 
 
@@ -152,12 +112,12 @@ def test_cascade_config_errors(change, match):
         )
         setattr(node, key, value)
     with pytest.raises(ValueError, match=match):
-        build_roi_heads(cfg, tiny_backbone().output_shape())
+        build_roi_heads(cfg, tiny_resnet_fpn().output_shape())
 
 
 def test_cascade_trains_with_stage_losses():
     torch.manual_seed(0)
-    model = tiny_model(cascade_cfg())
+    model = tiny_rcnn(cascade_cfg())
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     expected = {f"loss_{n}_stage{k}" for n in ("cls", "box_reg") for k in range(3)}
@@ -205,7 +165,7 @@ def test_one_stage_cascade_equals_standard_roi_heads():
     cfg.MODEL.ROI_BOX_CASCADE_HEAD.IOUS = (0.5,)
     cfg.MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS = ((10.0, 10.0, 5.0, 5.0),)
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
-    shapes = tiny_backbone().output_shape()
+    shapes = tiny_resnet_fpn().output_shape()
     cascade = build_roi_heads(cfg, shapes).eval()
     cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
     standard = build_roi_heads(cfg, shapes).eval()
@@ -429,7 +389,7 @@ def keypoint_model():
     cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS = (32, 32)
     cfg.MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION = 7
     cfg.TEST.DETECTIONS_PER_IMAGE = 10
-    model = tiny_model(cfg).eval()
+    model = tiny_rcnn(cfg).eval()
     assert model.roi_heads.keypoint_on
     return cfg, model
 

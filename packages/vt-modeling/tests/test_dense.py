@@ -1,22 +1,17 @@
-import itertools
 import math
 
 import pytest
 import torch
+from vt_modeling_toys import tiny_resnet_fpn
 
 from vt_modeling import (
     FCOS,
-    FPN,
     META_ARCH_REGISTRY,
-    BasicBlock,
-    BasicStem,
     Box2BoxTransform,
     DefaultAnchorGenerator,
     DenseDetector,
     FCOSHead,
-    LastLevelP6P7,
     Matcher,
-    ResNet,
     RetinaNet,
     RetinaNetHead,
     build_model,
@@ -78,31 +73,11 @@ def empty_input():
     return {"image": torch.rand(3, *IMAGE_SIZE) * 255, "instances": empty}
 
 
-def tiny_backbone():
-    """A 4-stage, one-block-per-stage ResNet of 16-128 channels with an FPN P3-P7 of 32
-    channels, built from explicit modules."""
-    stem = BasicStem(3, 16, norm="BN")
-    channels = [16, 16, 32, 64, 128]
-    stages = [
-        ResNet.make_stage(
-            BasicBlock,
-            1,
-            in_channels=cin,
-            out_channels=cout,
-            stride_per_block=[1 if i == 0 else 2],
-            norm="BN",
-        )
-        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
-    ]
-    bottom_up = ResNet(stem, stages, out_features=["res3", "res4", "res5"])
-    return FPN(bottom_up, ["res3", "res4", "res5"], 32, top_block=LastLevelP6P7(128, 32))
-
-
 FEATURES = ["p3", "p4", "p5", "p6", "p7"]
 
 
 def tiny_retinanet(num_classes=3, **kwargs):
-    backbone = tiny_backbone()
+    backbone = tiny_resnet_fpn(p3_to_p7=True)
     shapes = [backbone.output_shape()[f] for f in FEATURES]
     anchor_generator = DefaultAnchorGenerator(
         sizes=[[16], [32], [64], [128], [256]],
@@ -127,7 +102,7 @@ def tiny_retinanet(num_classes=3, **kwargs):
 
 
 def tiny_fcos(num_classes=3, **kwargs):
-    backbone = tiny_backbone()
+    backbone = tiny_resnet_fpn(p3_to_p7=True)
     shapes = [backbone.output_shape()[f] for f in FEATURES]
     head = FCOSHead(input_shape=shapes, num_classes=num_classes, conv_dims=[32, 32], norm="")
     return FCOS(
@@ -275,7 +250,7 @@ def test_bad_arguments_raise():
         tiny_retinanet(box_reg_loss_type="l2")
     with pytest.raises(ValueError, match="head_in_features"):
         FCOS(
-            backbone=tiny_backbone(),
+            backbone=tiny_resnet_fpn(p3_to_p7=True),
             head=torch.nn.Identity(),
             head_in_features=["p9"],
             num_classes=3,
@@ -318,7 +293,7 @@ def test_fcos_state_dict_names_and_norm():
 
 
 def test_retinanet_head_batch_norm_per_level():
-    shapes = tiny_backbone().output_shape()
+    shapes = tiny_resnet_fpn(p3_to_p7=True).output_shape()
     head = RetinaNetHead(
         input_shape=[shapes[f] for f in FEATURES[:2]],
         num_classes=2,

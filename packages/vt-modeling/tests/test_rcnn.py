@@ -1,18 +1,10 @@
-import itertools
-
 import pytest
 import torch
+from vt_modeling_toys import tiny_rcnn
 
 from vt_modeling import (
-    FPN,
-    BasicBlock,
-    BasicStem,
     GeneralizedRCNN,
-    LastLevelMaxPool,
-    ResNet,
     build_model,
-    build_proposal_generator,
-    build_roi_heads,
     get_cfg,
 )
 from vt_structures import BitMasks, Boxes, Instances, Keypoints, PolygonMasks, pairwise_iou
@@ -219,29 +211,7 @@ def tiny_mask_rcnn(num_classes=3, num_keypoints=0):
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
     cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 64
     cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 200
-    stem = BasicStem(3, 16, norm="BN")
-    channels = [16, 16, 32, 64, 128]
-    stages = [
-        ResNet.make_stage(
-            BasicBlock,
-            1,
-            in_channels=cin,
-            out_channels=cout,
-            stride_per_block=[1 if i == 0 else 2],
-            norm="BN",
-        )
-        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
-    ]
-    bottom_up = ResNet(stem, stages, out_features=["res2", "res3", "res4", "res5"])
-    backbone = FPN(bottom_up, ["res2", "res3", "res4", "res5"], 32, top_block=LastLevelMaxPool())
-    shapes = backbone.output_shape()
-    return GeneralizedRCNN(
-        backbone=backbone,
-        proposal_generator=build_proposal_generator(cfg, shapes),
-        roi_heads=build_roi_heads(cfg, shapes),
-        pixel_mean=[128.0, 128.0, 128.0],
-        pixel_std=[64.0, 64.0, 64.0],
-    )
+    return tiny_rcnn(cfg)
 
 
 def test_overfit_two_images_finds_the_objects():

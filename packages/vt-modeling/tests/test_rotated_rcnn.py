@@ -1,33 +1,25 @@
-import itertools
 import math
 
 import pytest
 import torch
+from vt_modeling_toys import tiny_rcnn
 
 from vt_layers import ShapeSpec
 from vt_modeling import (
-    FPN,
     RPN,
     RRPN,
-    BasicBlock,
-    BasicStem,
     Box2BoxTransform,
     Box2BoxTransformRotated,
     DefaultAnchorGenerator,
     FastRCNNConvFCHead,
     FastRCNNOutputLayers,
-    GeneralizedRCNN,
-    LastLevelMaxPool,
     Matcher,
-    ResNet,
     ROIPooler,
     RotatedAnchorGenerator,
     RotatedFastRCNNOutputLayers,
     RROIHeads,
     StandardROIHeads,
     StandardRPNHead,
-    build_proposal_generator,
-    build_roi_heads,
     fast_rcnn_inference,
     get_cfg,
 )
@@ -66,38 +58,6 @@ def rotated_cfg():
     cfg.MODEL.ROI_BOX_HEAD.POOLER_TYPE = "ROIAlignRotated"
     cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0, 1.0)
     return cfg
-
-
-def tiny_backbone():
-    """A 4-stage, one-block-per-stage ResNet of 16-128 channels with a 32-channel FPN."""
-    channels = [16, 16, 32, 64, 128]
-    stages = [
-        ResNet.make_stage(
-            BasicBlock,
-            1,
-            in_channels=cin,
-            out_channels=cout,
-            stride_per_block=[1 if i == 0 else 2],
-            norm="BN",
-        )
-        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
-    ]
-    bottom_up = ResNet(
-        BasicStem(3, 16, norm="BN"), stages, out_features=["res2", "res3", "res4", "res5"]
-    )
-    return FPN(bottom_up, ["res2", "res3", "res4", "res5"], 32, top_block=LastLevelMaxPool())
-
-
-def tiny_model(cfg):
-    backbone = tiny_backbone()
-    shapes = backbone.output_shape()
-    return GeneralizedRCNN(
-        backbone=backbone,
-        proposal_generator=build_proposal_generator(cfg, shapes),
-        roi_heads=build_roi_heads(cfg, shapes),
-        pixel_mean=[128.0, 128.0, 128.0],
-        pixel_std=[64.0, 64.0, 64.0],
-    )
 
 
 def rotated_rect_mask(h, w, box):
@@ -147,12 +107,12 @@ def random_xyxy(shape, size=100.0):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return tiny_model(rotated_cfg())
+    return tiny_rcnn(rotated_cfg())
 
 
 def test_build_from_config():
     cfg = rotated_cfg()
-    model = tiny_model(cfg)
+    model = tiny_rcnn(cfg)
     rpn, roi_heads = model.proposal_generator, model.roi_heads
     assert type(rpn) is RRPN and type(roi_heads) is RROIHeads
     assert isinstance(rpn.anchor_generator, RotatedAnchorGenerator)
@@ -209,12 +169,12 @@ def test_config_errors(change, error, match):
     cfg = rotated_cfg()
     change(cfg)
     with pytest.raises(error, match=match):
-        tiny_model(cfg)
+        tiny_rcnn(cfg)
 
 
 def test_training_losses_are_finite_and_decrease():
     torch.manual_seed(0)
-    model = tiny_model(rotated_cfg())
+    model = tiny_rcnn(rotated_cfg())
     model.train()
     data = [training_input()]
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
@@ -557,7 +517,7 @@ def test_overfit_one_image_finds_the_rotated_objects():
     """The whole rotated training path is wired: a tiny rotated R-CNN learns one image
     and detects both rotated rectangles with the right class."""
     torch.manual_seed(0)
-    model = tiny_model(rotated_cfg())
+    model = tiny_rcnn(rotated_cfg())
     model.train()
     data = [training_input()]
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)

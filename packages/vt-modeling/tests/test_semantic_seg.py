@@ -1,21 +1,16 @@
-import itertools
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from vt_modeling_toys import tiny_resnet_fpn
 
 from vt_layers import ShapeSpec
 from vt_modeling import (
-    FPN,
     PIXEL_SAMPLERS,
     BasePixelSampler,
-    BasicBlock,
-    BasicStem,
-    LastLevelMaxPool,
     OHEMPixelSampler,
-    ResNet,
     SemanticSegmentor,
     SemSegFPNHead,
     build_model,
@@ -43,27 +38,8 @@ def sem_seg_cfg(num_classes=3):
     return cfg
 
 
-def tiny_backbone():
-    """A 4-stage, one-block-per-stage ResNet of 16-128 channels under a 32-channel FPN."""
-    stem = BasicStem(3, 16, norm="BN")
-    channels = [16, 16, 32, 64, 128]
-    stages = [
-        ResNet.make_stage(
-            BasicBlock,
-            1,
-            in_channels=cin,
-            out_channels=cout,
-            stride_per_block=[1 if i == 0 else 2],
-            norm="BN",
-        )
-        for i, (cin, cout) in enumerate(itertools.pairwise(channels))
-    ]
-    bottom_up = ResNet(stem, stages, out_features=["res2", "res3", "res4", "res5"])
-    return FPN(bottom_up, ["res2", "res3", "res4", "res5"], 32, top_block=LastLevelMaxPool())
-
-
 def tiny_segmentor(num_classes=3, pixel_sampler=None):
-    backbone = tiny_backbone()
+    backbone = tiny_resnet_fpn()
     shapes = {k: v for k, v in backbone.output_shape().items() if k != "p6"}
     head = SemSegFPNHead(
         shapes,
